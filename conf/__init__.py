@@ -1,0 +1,1 @@
+"""Hydra configs, installed as the package nmt.conf in a wheel (see nmt/resources.py)."""

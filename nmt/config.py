@@ -1,0 +1,221 @@
+"""Typed configuration: one dataclass per config group, registered in Hydra's ConfigStore.
+
+The YAML files in `conf/` fill these schemas; because every primary config starts from its
+schema, a misspelt key or a value of the wrong type fails at start-up with Hydra's message
+naming the key (e.g. ``Key 'hiden_size' not in 'ModelConfig'``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from nmt.errors import ConfigError
+from nmt.resources import demo_dir
+
+
+@dataclass
+class DataConfig:
+    """Where the parallel corpus is and how it becomes subword ids."""
+
+    name: str = MISSING
+    root: str = ""  # folder the split paths below may refer to as ${.root}
+    src: str = MISSING  # source language code, e.g. de
+    tgt: str = MISSING  # target language code, e.g. en
+    # A split is a path prefix (PREFIX.<src> and PREFIX.<tgt>, two aligned plain-text
+    # files, optionally .gz/.xz), a pattern with {lang}, or one TSV (.tsv, .tsv.gz, .tsv.xz).
+    train: str = MISSING
+    valid: str = MISSING
+    test: str = ""
+    tsv_header: bool = False  # TSV's first line names the columns; pick src/tgt by name
+    max_tokens: int = 100  # pairs with more subword tokens on either side are dropped
+    max_ratio: float = 3.0  # pairs whose token-length ratio exceeds this are dropped
+    max_valid: int = 0  # use at most this many validation pairs (0 = all)
+    # SentencePiece
+    vocab_size: int = 8000
+    joint_vocab: bool = True
+    spm_model_type: str = "unigram"  # unigram | bpe
+    character_coverage: float = 1.0
+    byte_fallback: bool = True  # unseen characters become bytes: no input is unencodable
+    spm_max_sentences: int = 1_000_000  # SentencePiece trains on at most this many lines
+    # batching
+    batch_tokens: int = 4096  # padded tokens (max of source and target side) per batch
+
+
+@dataclass
+class ModelConfig:
+    """Encoder and decoder sizes and cell type."""
+
+    cell: str = "gru"  # gru | lstm | rnn (tanh Elman)
+    emb_size: int = 256
+    hidden_size: int = 512  # encoder hidden size per direction
+    enc_layers: int = 1
+    bidirectional: bool = True
+    dec_hidden_size: int = 512
+    dec_layers: int = 1
+    dropout: float = 0.3  # on embeddings, between layers and before the output layer
+    input_feeding: bool = True
+    bridge: bool = True  # initial decoder state from the encoder's final state
+    tie_embeddings: bool = False  # target embedding shared with the output layer
+
+
+@dataclass
+class AttentionConfig:
+    """Which attention mechanism the decoder uses."""
+
+    type: str = "bahdanau"  # bahdanau | luong_dot | luong_general
+    size: int = 512  # hidden size of the additive (Bahdanau) scorer
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser, clipping and learning-rate schedule."""
+
+    name: str = "adam"  # adam | adamw
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0  # clip the global gradient norm to this (0 = off)
+    clip_value: float = 0.0  # clip each gradient element to ±this (0 = off)
+    accumulate: int = 1  # batches whose gradients are summed into one update
+    label_smoothing: float = 0.0
+    scheduler: str = "none"  # none | plateau | warmup
+    plateau_factor: float = 0.5  # plateau: multiply lr by this when validation stalls
+    plateau_patience: int = 2  # plateau: validations without improvement before decay
+    warmup_updates: int = 1000  # warmup: linear rise, then inverse square-root decay
+    min_lr: float = 1e-6
+
+
+@dataclass
+class DecodeConfig:
+    """How translations are searched for."""
+
+    strategy: str = "greedy"  # greedy (beam search arrives with the beam-search issue)
+    beam_size: int = 1
+    max_len_a: float = 1.5  # max output length = a * source length + b (subword tokens)
+    max_len_b: int = 10
+    batch_size: int = 64  # sentences decoded at once
+
+
+@dataclass
+class LoopConfig:
+    """When training validates, saves and stops."""
+
+    max_updates: int = 0  # stop after this many updates (0 = no limit)
+    max_epochs: int = 0  # stop after this many epochs (0 = no limit)
+    max_minutes: float = 0.0  # stop after this much wall time (0 = no limit)
+    valid_every: int = 500  # validate every this many updates (and at the end)
+    patience: int = 0  # stop after this many validations without improvement (0 = off)
+    early_stop_metric: str = "bleu"  # bleu | ppl: what "best" means for checkpoints
+    log_every: int = 50  # metrics.csv row every this many updates
+
+
+@dataclass
+class TrainRunConfig:
+    """Everything `nmt-train` needs; saved resolved as `config.yaml` in the run directory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    seed: int = 1234
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    progress: bool = True  # tqdm progress bar
+
+
+@dataclass
+class TranslateRunConfig:
+    """Everything `nmt-translate` needs besides the run directory's own config."""
+
+    run: str = MISSING  # run directory written by nmt-train
+    checkpoint: str = "best"  # best | last | path to a .pt file
+    input: str = "-"  # file to translate, - for standard input
+    output: str = "-"  # file to write, - for standard output
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    device: str = "auto"
+    threads: int = 0
+
+
+@dataclass
+class EvaluateRunConfig:
+    """Everything `nmt-evaluate` needs."""
+
+    hyp: str = MISSING  # system output, one sentence a line
+    ref: str = MISSING  # reference, one sentence a line, aligned with hyp
+    metrics: list[str] = field(default_factory=lambda: ["bleu", "chrf", "ter"])
+    tokenize: str = "13a"  # sacrebleu BLEU tokeniser: 13a | intl | zh | ja-mecab | none …
+    lowercase: bool = False
+    json: str = ""  # also write the scores here as JSON ("" = don't)
+
+
+ALLOWED = {
+    "model.cell": ("gru", "lstm", "rnn"),
+    "attention.type": ("bahdanau", "luong_dot", "luong_general"),
+    "optim.name": ("adam", "adamw"),
+    "optim.scheduler": ("none", "plateau", "warmup"),
+    "decode.strategy": ("greedy",),
+    "data.spm_model_type": ("unigram", "bpe"),
+    "train.early_stop_metric": ("bleu", "ppl"),
+}
+POSITIVE = (
+    "data.vocab_size",
+    "data.batch_tokens",
+    "data.max_tokens",
+    "data.max_ratio",
+    "model.emb_size",
+    "model.hidden_size",
+    "model.enc_layers",
+    "model.dec_hidden_size",
+    "model.dec_layers",
+    "optim.lr",
+    "optim.accumulate",
+    "decode.beam_size",
+    "decode.batch_size",
+    "train.valid_every",
+    "train.log_every",
+)
+NON_NEGATIVE = (
+    "model.dropout",
+    "optim.clip_norm",
+    "optim.clip_value",
+    "optim.label_smoothing",
+    "decode.max_len_a",
+    "decode.max_len_b",
+    "train.max_updates",
+    "train.max_epochs",
+    "train.max_minutes",
+    "train.patience",
+    "data.max_valid",
+    "threads",
+)
+
+
+def validate(cfg) -> None:
+    """Refuse option values outside their choices and impossible numbers, naming the key."""
+    for key, choices in ALLOWED.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value not in choices:
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
+    for key in POSITIVE:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{key}={value} must be greater than 0")
+    for key in NON_NEGATIVE:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"{key}={value} must be 0 or more")
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore; the YAML files in conf/ extend them."""
+    if not OmegaConf.has_resolver("nmt_demo_dir"):
+        OmegaConf.register_new_resolver("nmt_demo_dir", lambda: str(demo_dir()))
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainRunConfig)
+    cs.store(name="translate_schema", node=TranslateRunConfig)
+    cs.store(name="evaluate_schema", node=EvaluateRunConfig)

@@ -1,0 +1,244 @@
+"""SentencePiece subword models: train, load, encode, decode; one per side or one joint.
+
+Every model nmt trains reserves the same special ids (nmt.PAD_ID … nmt.EOS_ID), so the
+model code can rely on them without opening a file.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import random
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sentencepiece as spm
+
+from nmt import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nmt.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # annotations only: the data layer need not import Hydra
+    from nmt.config import DataConfig
+
+JOINT_MODEL = "spm.model"
+SRC_MODEL = "spm.src.model"
+TGT_MODEL = "spm.tgt.model"
+
+_TOO_SMALL = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
+_TOO_LARGE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
+
+
+def _sample(sentences: Iterable[str], k: int, seed: int) -> list[str]:
+    """Up to k non-empty sentences (all when k <= 0), a uniform sample when there are more.
+
+    SentencePiece's own sampling (input_sentence_size) is not reproducible across processes
+    even after set_random_generator_seed, so we sample with a local seeded generator.
+    """
+    if k <= 0:
+        return [s for s in sentences if s]
+    rng = random.Random(seed)
+    reservoir: list[str] = []
+    for n, line in enumerate(s for s in sentences if s):
+        if len(reservoir) < k:
+            reservoir.append(line)
+        else:
+            j = rng.randrange(n + 1)
+            if j < k:
+                reservoir[j] = line
+    return reservoir
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _translate_error(e: RuntimeError, vocab_size: int, byte_fallback: bool) -> ConfigError:
+    """Turn SentencePiece's trainer message into one that names the config key."""
+    message = str(e)
+    if m := _TOO_SMALL.search(message):
+        need = int(m.group(2))
+        parts = "4 special tokens, " + ("256 byte-fallback pieces, " if byte_fallback else "")
+        chars = need - 4 - (256 if byte_fallback else 0)
+        return ConfigError(
+            f"data.vocab_size={vocab_size} is too small for this corpus: SentencePiece needs "
+            f"at least {need} pieces ({parts}{chars} distinct characters). Set data.vocab_size "
+            f"to {need} or more (a few thousand for real corpora), or lower "
+            "data.character_coverage"
+        )
+    if m := _TOO_LARGE.search(message):
+        return ConfigError(
+            f"data.vocab_size={vocab_size} is too large for this corpus: it supports at most "
+            f"{m.group(2)} pieces. Set data.vocab_size to {m.group(2)} or less, or add data"
+        )
+    return ConfigError(
+        f"SentencePiece could not train a model with data.vocab_size={vocab_size}: {message}"
+    )
+
+
+class Tokenizer:
+    """A SentencePiece model: text ↔ subword ids, without BOS/EOS (batching adds EOS)."""
+
+    def __init__(self, processor: spm.SentencePieceProcessor, model_path: Path) -> None:
+        self.sp = processor
+        self.model_path = Path(model_path)
+        self._specials = {PAD_ID, BOS_ID, EOS_ID}
+
+    @classmethod
+    def train(
+        cls,
+        sentences: Iterable[str],
+        model_path: str | Path,
+        vocab_size: int,
+        model_type: str = "unigram",
+        character_coverage: float = 1.0,
+        byte_fallback: bool = True,
+        max_sentences: int = 1_000_000,
+        seed_sentencepiece_size: int | None = None,
+        seed: int = 0,
+    ) -> Tokenizer:
+        """Train a model on the non-empty sentences, write it to `model_path`, load it.
+
+        With byte fallback any Unicode text encodes without <unk>. The vocabulary may come out
+        smaller than `vocab_size` on a small corpus (hard_vocab_limit=False); too small a
+        `vocab_size` raises ConfigError naming data.vocab_size and the minimum that works.
+        Beyond `max_sentences` lines (0 = no limit) a sample drawn with `seed` is used.
+        """
+        model_path = Path(model_path)
+        sample = _sample(sentences, max_sentences, seed)
+        if not sample:
+            raise DataError(
+                f"no non-empty sentences to train the SentencePiece model {model_path} on; "
+                "check that the training corpus is not empty"
+            )
+        options = dict(
+            model_type=model_type,
+            vocab_size=vocab_size,
+            character_coverage=character_coverage,
+            byte_fallback=byte_fallback,
+            hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not a failure
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            pad_piece="<pad>",
+            unk_piece="<unk>",
+            bos_piece="<s>",
+            eos_piece="</s>",
+            input_sentence_size=0,  # `sample` is already at most max_sentences long
+            num_threads=min(4, os.cpu_count() or 1),
+            minloglevel=2,  # errors only: no trainer chatter on stderr
+        )
+        if seed_sentencepiece_size is not None:
+            options["seed_sentencepiece_size"] = seed_sentencepiece_size
+        writer = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(sample), model_writer=writer, **options
+            )
+        except RuntimeError as e:
+            raise _translate_error(e, vocab_size, byte_fallback) from None
+        _write_atomically(model_path, writer.getvalue())
+        return cls.load(model_path)
+
+    @classmethod
+    def load(cls, model_path: str | Path) -> Tokenizer:
+        """Load a model file written by `train`."""
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise DataError(
+                f"{model_path}: no such SentencePiece model; it is written by nmt-train into "
+                "the run directory"
+            )
+        processor = spm.SentencePieceProcessor()
+        try:
+            processor.load(str(model_path))
+        except (OSError, RuntimeError) as e:
+            raise DataError(f"{model_path}: not a valid SentencePiece model ({e})") from None
+        return cls(processor, model_path)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, specials and byte pieces included."""
+        return self.sp.get_piece_size()
+
+    def encode(self, lines: list[str]) -> list[list[int]]:
+        """Subword ids of each line, without BOS or EOS."""
+        return self.sp.encode(list(lines), out_type=int)
+
+    def decode(self, ids: Iterable[Iterable[int]]) -> list[str]:
+        """Detokenised text of each id sequence; PAD/BOS/EOS and out-of-range ids are skipped."""
+        size, specials = self.vocab_size, self._specials
+        clean = [[i for i in seq if 0 <= i < size and i not in specials] for seq in ids]
+        return self.sp.decode(clean) if clean else []
+
+    def pieces(self, ids: Iterable[int]) -> list[str]:
+        """The subword strings of ids, e.g. ['▁hello', '▁wor', 'ld'], for attention plots."""
+        return [self.sp.id_to_piece(int(i)) for i in ids]
+
+    def __repr__(self) -> str:
+        return f"Tokenizer({str(self.model_path)!r}, vocab_size={self.vocab_size})"
+
+
+@dataclass
+class Vocabularies:
+    """The source and target tokenizers; with a joint vocabulary they are the same object."""
+
+    src: Tokenizer
+    tgt: Tokenizer
+    joint: bool
+
+    @classmethod
+    def train(
+        cls,
+        src_lines: Iterable[str],
+        tgt_lines: Iterable[str],
+        out_dir: str | Path,
+        cfg: DataConfig,
+        seed: int = 0,
+    ) -> Vocabularies:
+        """Train spm.model on both sides (cfg.joint_vocab) or spm.src.model + spm.tgt.model."""
+        out_dir = Path(out_dir)
+        options = dict(
+            vocab_size=cfg.vocab_size,
+            model_type=cfg.spm_model_type,
+            character_coverage=cfg.character_coverage,
+            byte_fallback=cfg.byte_fallback,
+            max_sentences=cfg.spm_max_sentences,
+            seed=seed,
+        )
+        if cfg.joint_vocab:
+            both = itertools.chain(src_lines, tgt_lines)
+            tokenizer = Tokenizer.train(both, out_dir / JOINT_MODEL, **options)
+            return cls(tokenizer, tokenizer, joint=True)
+        src = Tokenizer.train(src_lines, out_dir / SRC_MODEL, **options)
+        tgt = Tokenizer.train(tgt_lines, out_dir / TGT_MODEL, **options)
+        return cls(src, tgt, joint=False)
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> Vocabularies:
+        """Load whichever layout `train` wrote into `out_dir`."""
+        out_dir = Path(out_dir)
+        if (out_dir / JOINT_MODEL).is_file():
+            tokenizer = Tokenizer.load(out_dir / JOINT_MODEL)
+            return cls(tokenizer, tokenizer, joint=True)
+        if (out_dir / SRC_MODEL).is_file() and (out_dir / TGT_MODEL).is_file():
+            return cls(
+                Tokenizer.load(out_dir / SRC_MODEL), Tokenizer.load(out_dir / TGT_MODEL), False
+            )
+        raise DataError(
+            f"no {JOINT_MODEL} or {SRC_MODEL}/{TGT_MODEL} in {out_dir}: is this a run directory "
+            "written by nmt-train?"
+        )

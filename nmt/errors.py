@@ -1,0 +1,21 @@
+"""Errors written for people: what happened, where, and what to do about it.
+
+The command-line entry points print an `NmtError` as one line and exit with status 2;
+anything else is a bug and keeps its traceback.
+"""
+
+
+class NmtError(Exception):
+    """Base class of every error a user can cause and fix."""
+
+
+class DataError(NmtError):
+    """A corpus file is missing, unreadable, misaligned or malformed."""
+
+
+class ConfigError(NmtError):
+    """A configuration value is invalid or inconsistent with another."""
+
+
+class RunDirError(NmtError):
+    """A run directory is missing or lacks what it should hold."""

@@ -1,0 +1,1 @@
+"""Metrics (sacrebleu) and reports."""

@@ -1,0 +1,96 @@
+"""Attention mechanisms: additive (Bahdanau) and multiplicative (Luong dot and general).
+
+Each one projects the encoder states into keys once per source sentence (`keys`) and then
+scores any number of decoder queries against them (`forward`). Weights are a softmax over
+the real source positions only: padding gets exactly zero weight, and the weights of each
+query sum to 1. The context is c = Σ_i α_i h_i.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nmt.errors import ConfigError
+
+
+class Attention(nn.Module):
+    """The shared interface: keys once per source, then weights and context per query."""
+
+    def keys(self, memory: Tensor) -> Tensor:
+        """memory: (B, S, He) encoder states → keys (B, S, K) used by every decoder step."""
+        raise NotImplementedError
+
+    def scores(self, query: Tensor, keys: Tensor) -> Tensor:
+        """query: (B, T, Hd), keys: (B, S, K) → unnormalised scores (B, T, S)."""
+        raise NotImplementedError
+
+    def forward(
+        self, query: Tensor, keys: Tensor, memory: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Attend with T queries at once (T = 1 for a decoding step).
+
+        query: (B, T, Hd), keys: (B, S, K), memory: (B, S, He), mask: (B, S) True at real
+        source tokens. Returns context (B, T, He) and weights (B, T, S).
+        """
+        scores = self.scores(query, keys)  # (B, T, S)
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)  # (B, T, S)
+        context = torch.bmm(weights, memory)  # (B, T, He)
+        return context, weights
+
+
+class BahdanauAttention(Attention):
+    """Additive attention: score(q, h) = vᵀ tanh(W_q q + W_k h)."""
+
+    def __init__(self, query_size: int, memory_size: int, size: int) -> None:
+        super().__init__()
+        self.key_proj = nn.Linear(memory_size, size, bias=False)
+        self.query_proj = nn.Linear(query_size, size, bias=False)
+        self.energy = nn.Linear(size, 1, bias=False)
+
+    def keys(self, memory: Tensor) -> Tensor:
+        return self.key_proj(memory)  # (B, S, A)
+
+    def scores(self, query: Tensor, keys: Tensor) -> Tensor:
+        q = self.query_proj(query)  # (B, T, A)
+        hidden = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
+        return self.energy(hidden).squeeze(-1)  # (B, T, S)
+
+
+class LuongDotAttention(Attention):
+    """Multiplicative attention without parameters: score(q, h) = q·h."""
+
+    def keys(self, memory: Tensor) -> Tensor:
+        return memory  # (B, S, He), He == Hd
+
+    def scores(self, query: Tensor, keys: Tensor) -> Tensor:
+        return torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
+
+
+class LuongGeneralAttention(LuongDotAttention):
+    """Multiplicative attention with a bilinear map: score(q, h) = q·W h."""
+
+    def __init__(self, query_size: int, memory_size: int) -> None:
+        super().__init__()
+        self.key_proj = nn.Linear(memory_size, query_size, bias=False)
+
+    def keys(self, memory: Tensor) -> Tensor:
+        return self.key_proj(memory)  # (B, S, Hd)
+
+
+def build_attention(kind: str, query_size: int, memory_size: int, size: int) -> Attention:
+    """The attention named by `attention.type`, sized for the decoder and encoder."""
+    if kind == "bahdanau":
+        return BahdanauAttention(query_size, memory_size, size)
+    if kind == "luong_general":
+        return LuongGeneralAttention(query_size, memory_size)
+    if kind == "luong_dot":
+        if query_size != memory_size:
+            raise ConfigError(
+                f"attention.type=luong_dot needs model.dec_hidden_size ({query_size}) equal to "
+                f"the encoder output size ({memory_size} = model.hidden_size × directions); "
+                "change one of them or use attention=luong_general"
+            )
+        return LuongDotAttention()
+    raise ConfigError(f"attention.type={kind!r} is not one of bahdanau, luong_dot, luong_general")

@@ -1,0 +1,149 @@
+"""Recurrent attention decoder (Luong-style order: RNN step, then attention on its output).
+
+At step t: x_t = [E y_{t-1}; ã_{t-1}] (input feeding) → RNN → s_t → attention(s_t) → c_t →
+ã_t = tanh(W_c [s_t; c_t]) → logits = W_o ã_t. Because attention reads the RNN output, a
+decoder without input feeding runs its RNN over the whole target in one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from nmt import PAD_ID
+from nmt.errors import ConfigError
+from nmt.model.attention import Attention
+from nmt.model.encoder import make_rnn
+
+
+@dataclass
+class EncoderOutput:
+    """What every decoder step reads from the source side."""
+
+    memory: Tensor  # (B, S, He) encoder states, zero at padding
+    keys: Tensor  # (B, S, K) attention keys, projected once per source
+    mask: Tensor  # (B, S) bool, True at real source tokens
+    final: Tensor  # (B, He) encoder summary used to initialise the decoder
+
+    def select(self, index: Tensor) -> EncoderOutput:
+        """Rows picked (or repeated) along the batch dimension, e.g. to expand a beam."""
+        return EncoderOutput(
+            *(t.index_select(0, index) for t in (self.memory, self.keys, self.mask, self.final))
+        )
+
+
+@dataclass
+class DecoderState:
+    """The recurrent state carried from one decoder step to the next."""
+
+    hidden: Tensor  # (L, B, Hd)
+    cell: Tensor | None  # (L, B, Hd), LSTM only
+    feed: Tensor | None  # (B, Hd) last attentional vector ã, with input feeding only
+
+    def select(self, index: Tensor) -> DecoderState:
+        """Rows picked (or repeated) along the batch dimension, e.g. to reorder a beam."""
+        return DecoderState(
+            hidden=self.hidden.index_select(1, index),
+            cell=None if self.cell is None else self.cell.index_select(1, index),
+            feed=None if self.feed is None else self.feed.index_select(0, index),
+        )
+
+
+class AttentionDecoder(nn.Module):
+    """Predicts the next target token from the previous one, its state and the source."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_size: int,
+        hidden_size: int,
+        layers: int,
+        cell: str,
+        dropout: float,
+        input_feeding: bool,
+        attention: Attention,
+        memory_size: int,
+        tie_embeddings: bool,
+    ) -> None:
+        super().__init__()
+        self.cell = cell
+        self.layers = layers
+        self.hidden_size = hidden_size
+        self.input_feeding = input_feeding
+        self.embed = nn.Embedding(vocab_size, emb_size, padding_idx=PAD_ID)
+        rnn_input = emb_size + (hidden_size if input_feeding else 0)
+        self.rnn = make_rnn(cell, rnn_input, hidden_size, layers, dropout)
+        self.attention = attention
+        self.combine = nn.Linear(hidden_size + memory_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden_size, vocab_size)
+        if tie_embeddings:
+            if emb_size != hidden_size:
+                raise ConfigError(
+                    f"model.tie_embeddings=true needs model.emb_size ({emb_size}) equal to "
+                    f"model.dec_hidden_size ({hidden_size})"
+                )
+            self.output.weight = self.embed.weight
+
+    def initial_state(self, init: Tensor | None, batch: int) -> DecoderState:
+        """The state before the first step: from the bridge (init: (B, Hd)) or zeros."""
+        if init is None:
+            init = self.output.weight.new_zeros(batch, self.hidden_size)
+        hidden = init.unsqueeze(0).repeat(self.layers, 1, 1).contiguous()  # (L, B, Hd)
+        cell = torch.zeros_like(hidden) if self.cell == "lstm" else None
+        feed = init.new_zeros(batch, self.hidden_size) if self.input_feeding else None
+        return DecoderState(hidden, cell, feed)
+
+    def _run_rnn(self, x: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """x: (B, T, I) → RNN outputs (B, T, Hd) and the state after the last step."""
+        if self.cell == "lstm":
+            out, (h, c) = self.rnn(x, (state.hidden, state.cell))
+            return out, replace(state, hidden=h, cell=c)
+        out, h = self.rnn(x, state.hidden)
+        return out, replace(state, hidden=h)
+
+    def _attend(self, enc: EncoderOutput, rnn_out: Tensor) -> tuple[Tensor, Tensor]:
+        """rnn_out: (B, T, Hd) → attentional vectors ã (B, T, Hd) and weights (B, T, S)."""
+        context, weights = self.attention(rnn_out, enc.keys, enc.memory, enc.mask)
+        att = torch.tanh(self.combine(torch.cat([rnn_out, context], dim=-1)))
+        return att, weights
+
+    def _advance(
+        self, enc: EncoderOutput, state: DecoderState, emb: Tensor
+    ) -> tuple[Tensor, DecoderState, Tensor]:
+        """One step from embedded inputs emb (B, 1, E): ã (B, 1, Hd), state, weights (B, 1, S)."""
+        x = torch.cat([emb, state.feed.unsqueeze(1)], dim=-1) if self.input_feeding else emb
+        rnn_out, state = self._run_rnn(x, state)
+        att, weights = self._attend(enc, rnn_out)
+        if self.input_feeding:
+            state = replace(state, feed=att.squeeze(1))
+        return att, state, weights
+
+    def step(
+        self, enc: EncoderOutput, state: DecoderState, y_prev: Tensor
+    ) -> tuple[Tensor, DecoderState, Tensor]:
+        """y_prev: (B,) previous tokens → logits (B, V), new state, attention (B, S)."""
+        emb = self.dropout(self.embed(y_prev.unsqueeze(1)))  # (B, 1, E)
+        att, state, weights = self._advance(enc, state, emb)
+        logits = self.output(self.dropout(att)).squeeze(1)  # (B, V)
+        return logits, state, weights.squeeze(1)
+
+    def forward(
+        self, enc: EncoderOutput, state: DecoderState, tgt_in: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Teacher forcing. tgt_in: (B, T) inputs (BOS, y_1 … y_{T-1}) → logits (B, T, V),
+        attention (B, T, S). The output layer runs once over the whole sequence."""
+        emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
+        if self.input_feeding:
+            atts, weights = [], []
+            for t in range(tgt_in.size(1)):
+                att, state, w = self._advance(enc, state, emb[:, t : t + 1])
+                atts.append(att)
+                weights.append(w)
+            att, attn = torch.cat(atts, dim=1), torch.cat(weights, dim=1)
+        else:  # no dependence between steps besides the RNN: one kernel call
+            rnn_out, _ = self._run_rnn(emb, state)
+            att, attn = self._attend(enc, rnn_out)
+        return self.output(self.dropout(att)), attn  # (B, T, V), (B, T, S)

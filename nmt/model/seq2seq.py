@@ -1,0 +1,110 @@
+"""The encoder–decoder model and the one API every later feature uses.
+
+- `encode(src, src_len)` → EncoderOutput, computed once per source batch;
+- `init_state(enc)` → DecoderState before the first target token;
+- `step(enc, state, y_prev)` → log-probabilities of the next token, new state, attention;
+- `forward(src, src_len, tgt)` → teacher-forced logits for every target position;
+- `score(src, src_len, tgt, tgt_len)` → log P(y|x) per sentence (EOS included) and per token.
+
+Targets `tgt` are the gold outputs y_1 … y_T with y_T = EOS, padded with PAD; the decoder's
+inputs are the same shifted right behind BOS.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nmt import BOS_ID, PAD_ID
+from nmt.config import AttentionConfig, ModelConfig
+from nmt.model.attention import build_attention
+from nmt.model.decoder import AttentionDecoder, DecoderState, EncoderOutput
+from nmt.model.encoder import RNNEncoder
+
+
+def shift_right(tgt: Tensor) -> Tensor:
+    """tgt: (B, T) gold outputs → decoder inputs (B, T): BOS, y_1 … y_{T-1}."""
+    bos = tgt.new_full((tgt.size(0), 1), BOS_ID)
+    return torch.cat([bos, tgt[:, :-1]], dim=1)
+
+
+class Seq2Seq(nn.Module):
+    """Recurrent encoder + attention decoder, with an optional encoder→decoder bridge."""
+
+    def __init__(self, encoder: RNNEncoder, decoder: AttentionDecoder, bridge: bool) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.bridge = nn.Linear(encoder.output_size, decoder.hidden_size) if bridge else None
+
+    @classmethod
+    def build(
+        cls, model: ModelConfig, attention: AttentionConfig, src_vocab: int, tgt_vocab: int
+    ) -> Seq2Seq:
+        """A freshly initialised model as the config describes."""
+        encoder = RNNEncoder(
+            src_vocab,
+            model.emb_size,
+            model.hidden_size,
+            model.enc_layers,
+            model.bidirectional,
+            model.cell,
+            model.dropout,
+        )
+        attn = build_attention(
+            attention.type, model.dec_hidden_size, encoder.output_size, attention.size
+        )
+        decoder = AttentionDecoder(
+            tgt_vocab,
+            model.emb_size,
+            model.dec_hidden_size,
+            model.dec_layers,
+            model.cell,
+            model.dropout,
+            model.input_feeding,
+            attn,
+            encoder.output_size,
+            model.tie_embeddings,
+        )
+        return cls(encoder, decoder, model.bridge)
+
+    def encode(self, src: Tensor, src_len: Tensor) -> EncoderOutput:
+        """src: (B, S) ids ending in EOS, padded; src_len: (B,) → what the decoder reads."""
+        memory, final = self.encoder(src, src_len)  # (B, S, He), (B, He)
+        keys = self.decoder.attention.keys(memory)  # (B, S, K)
+        mask = src != PAD_ID  # (B, S)
+        return EncoderOutput(memory, keys, mask, final)
+
+    def init_state(self, enc: EncoderOutput) -> DecoderState:
+        """The decoder state before the first target token."""
+        init = torch.tanh(self.bridge(enc.final)) if self.bridge is not None else None
+        return self.decoder.initial_state(init, enc.memory.size(0))
+
+    def step(
+        self, enc: EncoderOutput, state: DecoderState, y_prev: Tensor
+    ) -> tuple[Tensor, DecoderState, Tensor]:
+        """y_prev: (B,) → log P(y_t | x, y_<t) (B, V), new state, attention (B, S)."""
+        logits, state, attn = self.decoder.step(enc, state, y_prev)
+        return torch.log_softmax(logits.float(), dim=-1), state, attn
+
+    def forward(
+        self, src: Tensor, src_len: Tensor, tgt: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Teacher forcing. tgt: (B, T) gold outputs → logits (B, T, V) [, attention (B, T, S)]."""
+        enc = self.encode(src, src_len)
+        logits, attn = self.decoder(enc, self.init_state(enc), shift_right(tgt))
+        return (logits, attn) if return_attention else logits
+
+    def score(
+        self, src: Tensor, src_len: Tensor, tgt: Tensor, tgt_len: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """log P(y|x) of given targets: per sentence (B,) and per token (B, T), 0 at padding.
+
+        tgt: (B, T) gold outputs ending in EOS, tgt_len: (B,) lengths including EOS.
+        """
+        logits = self(src, src_len, tgt)  # (B, T, V)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        token = log_probs.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        positions = torch.arange(tgt.size(1), device=tgt.device)
+        token = token.masked_fill(positions.unsqueeze(0) >= tgt_len.unsqueeze(1), 0.0)
+        return token.sum(dim=1), token
