@@ -58,3 +58,67 @@ def test_a_finished_run_is_never_overwritten(tmp_path):
     with pytest.raises(RunDirError, match="already holds a trained model"):
         Trainer(cfg, run)
     assert (run / "checkpoints" / "last.pt").read_bytes() == b"precious"
+
+
+def _trainer(tmp_path, *overrides, name="run"):
+    train = write_parallel(tmp_path / "data", "train", toy_pairs(24))
+    cfg = compose_config(
+        "train",
+        files_overrides(tmp_path / "data", train, train) + ["data.batch_tokens=30", *overrides],
+    )
+    return Trainer(cfg, tmp_path / name)
+
+
+def test_same_seed_gives_identical_parameters(tmp_path):
+    import torch
+
+    overrides = ("train.max_updates=6", "train.valid_every=6", "model.dropout=0.2", "seed=3")
+    a = _trainer(tmp_path, *overrides, name="a")
+    a.fit()
+    b = _trainer(tmp_path, *overrides, name="b")
+    b.fit()
+    for (name, pa), pb in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(pa, pb), name
+
+
+def test_patience_stops_when_validation_does_not_improve(tmp_path):
+    trainer = _trainer(
+        tmp_path,
+        "optim.lr=0",
+        "train.valid_every=2",
+        "train.patience=2",
+        "train.max_updates=100",
+        "train.early_stop_metric=ppl",
+    )
+    result = trainer.fit()
+    assert "train.patience" in result["stop"]
+    assert [h["update"] for h in result["history"]] == [2, 4, 6]
+
+
+def test_accumulation_sums_batches_into_one_update(tmp_path):
+    trainer = _trainer(
+        tmp_path, "optim.accumulate=2", "train.max_epochs=1", "train.valid_every=1000"
+    )
+    batches = len(trainer.sampler)
+    assert batches >= 4
+    result = trainer.fit()
+    assert result["updates"] == batches // 2
+    assert "max_epochs" in result["stop"]
+
+
+def test_warmup_schedule_rises_linearly(tmp_path):
+    trainer = _trainer(
+        tmp_path,
+        "optim.scheduler=warmup",
+        "optim.warmup_updates=10",
+        "optim.lr=0.01",
+        "train.max_updates=4",
+        "train.valid_every=1000",
+        "optim.clip_value=0.5",
+        "optim.label_smoothing=0.1",
+        "optim=adamw",
+    )
+    trainer.fit()
+    assert trainer.lr == pytest.approx(0.01 * 5 / 10)
