@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEMO_RUN ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+DEMO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
+DEMO_RUN ?= outputs/demo/$(DEMO_STAMP)
 DEMO_ARGS ?=
 
 .PHONY: setup demo test test-fast lint wheel-check clean
