@@ -92,8 +92,15 @@ class OptimConfig:
 class DecodeConfig:
     """How translations are searched for."""
 
-    strategy: str = "greedy"  # greedy (beam search arrives with the beam-search issue)
-    beam_size: int = 1
+    strategy: str = "greedy"  # greedy | beam (beam with beam_size 1 is greedy search)
+    beam_size: int = 1  # live hypotheses per sentence (beam only)
+    # The objective search ranks by (nmt/search/scoring.py), T counting EOS:
+    # log P(y|x) / lp(T) + word_reward * T. The default alpha 0 makes it raw log P.
+    length_penalty: str = "norm"  # none | norm (T^alpha) | gnmt (((5+T)/6)^alpha)
+    alpha: float = 0.0  # length penalty exponent (0 = no normalisation)
+    word_reward: float = 0.0  # added per output token, EOS included
+    nbest: int = 1  # hypotheses returned per sentence (at most beam_size)
+    min_len: int = 0  # EOS is not allowed before this output position (T, EOS included)
     max_len_a: float = 1.5  # max output length = a * source length + b (subword tokens)
     max_len_b: int = 10
     batch_size: int = 64  # sentences decoded at once
@@ -110,6 +117,10 @@ class LoopConfig:
     patience: int = 0  # stop after this many validations without improvement (0 = off)
     early_stop_metric: str = "bleu"  # bleu | ppl: what "best" means for checkpoints
     log_every: int = 50  # metrics.csv row every this many updates
+    save_every: int = 0  # also save checkpoints every this many updates (0 = at validation only)
+    keep_last: int = 3  # keep this many checkpoints/update-NNNNNNN.pt beside last.pt (0 = none)
+    keep_best: int = 1  # best.pt; with more, the keep_best best also as best-NNNNNNN.pt
+    max_bad_updates: int = 5  # stop after this many non-finite updates in a row (each skipped)
 
 
 @dataclass
@@ -126,6 +137,7 @@ class TrainRunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads (0 = torch's default)
     progress: bool = True  # tqdm progress bar
+    resume: bool = False  # continue the run in hydra.run.dir from checkpoints/last.pt
 
 
 @dataclass
@@ -143,14 +155,28 @@ class TranslateRunConfig:
 
 @dataclass
 class EvaluateRunConfig:
-    """Everything `nmt-evaluate` needs."""
+    """Everything `nmt-evaluate` needs: what to score, how, and what report to write."""
 
-    hyp: str = MISSING  # system output, one sentence a line
+    hyp: str = ""  # system output, one sentence a line (the baseline when systems are given)
+    systems: list[str] = field(default_factory=list)  # more outputs, compared with the first
     ref: str = MISSING  # reference, one sentence a line, aligned with hyp
+    src: str = ""  # source, aligned: length buckets by source words, attention ("" = by ref)
     metrics: list[str] = field(default_factory=lambda: ["bleu", "chrf", "ter"])
     tokenize: str = "13a"  # sacrebleu BLEU tokeniser: 13a | intl | zh | ja-mecab | none …
     lowercase: bool = False
-    json: str = ""  # also write the scores here as JSON ("" = don't)
+    chrf_word_order: int = 0  # 0 = chrF, 2 = chrF++
+    confidence: bool = False  # 95% bootstrap confidence intervals
+    n_bootstrap: int = 1000  # resamples for the CIs and for significance=bs
+    significance: str = "bs"  # with 2+ systems: none | bs | ar | both
+    n_ar: int = 10000  # approximate randomisation trials
+    seed: int = 12345  # resampling seed (sacrebleu's default)
+    length_buckets: list[int] = field(default_factory=lambda: [10, 20, 30, 40, 50])
+    worst: int = 50  # rows of the worst-sentences table (report.json holds every sentence)
+    report_dir: str = ""  # write report.json, report.md, report.html and PNGs here
+    run: str = ""  # run directory: training curves, its config and hashes in the manifest
+    checkpoint: str = "best"  # for attention: best | last | path to a .pt file
+    attention_lines: list[int] = field(default_factory=list)  # src lines (1-based) to plot
+    json: str = ""  # also write the report data here as JSON ("" = don't)
 
 
 ALLOWED = {
@@ -158,7 +184,8 @@ ALLOWED = {
     "attention.type": ("bahdanau", "luong_dot", "luong_general"),
     "optim.name": ("adam", "adamw"),
     "optim.scheduler": ("none", "plateau", "warmup"),
-    "decode.strategy": ("greedy",),
+    "decode.strategy": ("greedy", "beam"),
+    "decode.length_penalty": ("none", "norm", "gnmt"),
     "data.spm_model_type": ("unigram", "bpe"),
     "train.early_stop_metric": ("bleu", "ppl"),
 }
@@ -176,8 +203,11 @@ POSITIVE = (
     "optim.accumulate",
     "decode.beam_size",
     "decode.batch_size",
+    "decode.nbest",
     "train.valid_every",
     "train.log_every",
+    "train.keep_best",
+    "train.max_bad_updates",
 )
 NON_NEGATIVE = (
     "model.dropout",
@@ -186,10 +216,14 @@ NON_NEGATIVE = (
     "optim.label_smoothing",
     "decode.max_len_a",
     "decode.max_len_b",
+    "decode.alpha",
+    "decode.min_len",
     "train.max_updates",
     "train.max_epochs",
     "train.max_minutes",
     "train.patience",
+    "train.save_every",
+    "train.keep_last",
     "data.max_valid",
     "threads",
 )

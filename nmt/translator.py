@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from nmt.config import DecodeConfig, TrainRunConfig
 from nmt.data.tokenizer import Vocabularies
 from nmt.errors import RunDirError
 from nmt.model import Seq2Seq
-from nmt.search.decode import decode_ids
+from nmt.search.decode import decode_ids, decode_nbest
 from nmt.train.checkpoint import load_checkpoint
 from nmt.train.trainer import resolve_device
 
@@ -38,6 +39,25 @@ def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
             "validation (see train.valid_every), or pass checkpoint=PATH"
         )
     return path
+
+
+@dataclass
+class Hypothesis:
+    """One entry of an n-best list."""
+
+    text: str  # detokenised translation
+    score: float  # the objective search ranked by (nmt.search.Scorer)
+    logprob: float  # log P(y|x), EOS included where produced
+    tokens: list[int]  # target ids, without EOS
+
+
+def format_nbest(nbest: list[list[Hypothesis]]) -> str:
+    """`sent_id ||| hypothesis ||| score ||| logprob` lines, sent_id 0-based, best first."""
+    return "".join(
+        f"{i} ||| {h.text} ||| {h.score:.6f} ||| {h.logprob:.6f}\n"
+        for i, hyps in enumerate(nbest)
+        for h in hyps
+    )
 
 
 class Translator:
@@ -89,4 +109,28 @@ class Translator:
         out = [""] * len(lines)
         for i, hyp in zip(todo, self.vocabs.tgt.decode(hyp_ids), strict=True):
             out[i] = hyp
+        return out
+
+    def translate_nbest(
+        self, lines: list[str], decode: DecodeConfig | None = None, progress: bool = False
+    ) -> list[list[Hypothesis]]:
+        """The decode.nbest best translations of each line, best first; [] for a blank line."""
+        decode = decode or self.config.decode
+        todo = [i for i, line in enumerate(lines) if line.strip()]
+        src_ids = self.vocabs.src.encode([lines[i] for i in todo])
+        with tqdm(total=len(todo), disable=not progress, unit="sent") as bar:
+            results = decode_nbest(self.model, src_ids, decode, self.device, bar.update)
+        out: list[list[Hypothesis]] = [[] for _ in lines]
+        for i, result in zip(todo, results, strict=True):
+            ids = result.token_lists()
+            out[i] = [
+                Hypothesis(text, score, logprob, tokens)
+                for text, score, logprob, tokens in zip(
+                    self.vocabs.tgt.decode(ids),
+                    result.score.tolist(),
+                    result.logprob.tolist(),
+                    ids,
+                    strict=True,
+                )
+            ]
         return out

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -65,3 +68,33 @@ def files_overrides(data_dir: Path, train: str, valid: str) -> list[str]:
         "progress=false",
         "device=cpu",
     ]
+
+
+def cli_command(command: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", f"nmt.cli.{command}", *args]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment without the switches that turn one-line errors into tracebacks."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NMT_VERBOSE", "HYDRA_FULL_ERROR")}
+    return {**env, **extra}
+
+
+def run_cli(
+    command: str, *args: str, stdin: str | bytes | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run `nmt-<command>` as a user would; stdout/stderr as text (undecodable bytes escaped)."""
+    proc = subprocess.run(
+        cli_command(command, *args),
+        input=stdin.encode() if isinstance(stdin, str) else stdin,
+        capture_output=True,
+        timeout=300,
+        env=cli_env(),
+        cwd=cwd,
+    )
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        proc.stdout.decode("utf-8", "backslashreplace"),
+        proc.stderr.decode("utf-8", "backslashreplace"),
+    )

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from nmt.resources import demo_dir
-from tests.cli.test_cli import run_cli
+from tests.helpers import run_cli
 
 # Measured on 2 CPU cores: 100 updates reach BLEU ≈ 90 on these 300 test sentences (see the closing note of the
 # core-toolkit issue); the floor leaves room for platform differences in float arithmetic.

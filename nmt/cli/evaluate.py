@@ -1,8 +1,8 @@
-"""`nmt-evaluate hyp=FILE ref=FILE`: BLEU, chrF and TER with sacrebleu signatures."""
+"""`nmt-evaluate hyp=FILE ref=FILE`: BLEU, chrF and TER with sacrebleu signatures; with
+report_dir=DIR, a JSON / Markdown / HTML report (CIs, significance, curves, attention)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import hydra
@@ -15,18 +15,41 @@ from nmt.resources import conf_dir
 register_configs()
 
 
+def attention(cfg: DictConfig) -> tuple[list, Path | None]:
+    """Attention maps of the chosen source lines by the run's model, and its checkpoint."""
+    if not cfg.attention_lines:
+        return [], None
+    from nmt.evaluate.attention import attention_maps
+    from nmt.evaluate.report import attention_sources
+    from nmt.translator import Translator, checkpoint_path
+
+    sentences = attention_sources(cfg)  # checks the options and line numbers first
+    translator = Translator.from_run(cfg.run, cfg.checkpoint)
+    note = f"greedy, checkpoint {cfg.checkpoint}"
+    maps = attention_maps(
+        translator.model,
+        translator.vocabs,
+        sentences,
+        list(cfg.attention_lines),
+        translator.config.decode,
+        translator.device,
+        note,
+    )
+    return maps, checkpoint_path(Path(cfg.run), cfg.checkpoint)
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="evaluate")
 @report_errors
 def main(cfg: DictConfig) -> None:
-    from nmt.evaluate.metrics import corpus_scores, read_aligned
+    from nmt.evaluate.report import build_report, summary_text, write_json, write_report
 
-    hyps, refs = read_aligned(cfg.hyp, cfg.ref)
-    scores = corpus_scores(hyps, refs, list(cfg.metrics), cfg.tokenize, cfg.lowercase)
-    for result in scores.values():
-        print(f"{result['text']}\n  signature: {result['signature']}")
+    report = build_report(cfg, *attention(cfg))
+    print(summary_text(report.data))
+    if cfg.report_dir:
+        written = write_report(report, cfg.report_dir)
+        print(f"report: {written['html']} (with report.md and report.json)")
     if cfg.json:
-        report = {"hyp": cfg.hyp, "ref": cfg.ref, "sentences": len(hyps), "scores": scores}
-        Path(cfg.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        write_json(report.data, cfg.json)
 
 
 if __name__ == "__main__":

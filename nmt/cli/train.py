@@ -1,29 +1,58 @@
-"""`nmt-train`: train a model into a fresh run directory (Hydra config conf/train.yaml)."""
+"""`nmt-train`: train a model into a run directory (Hydra config conf/train.yaml).
+
+A new run needs a fresh directory; `resume=true hydra.run.dir=RUN` continues the run in RUN
+from its checkpoints/last.pt exactly where it stopped (or starts it there if nothing was
+saved yet). Ctrl-C or SIGTERM saves a checkpoint and exits with status 130 or 143.
+"""
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from nmt.cli import report_errors
 from nmt.config import register_configs, validate
+from nmt.errors import ConfigError
 from nmt.resources import conf_dir
 
 register_configs()
+
+
+def _explicit_run_dir() -> bool:
+    hydra_cfg = HydraConfig.get()
+    given = (o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.hydra)
+    return hydra_cfg.mode != RunMode.RUN or "hydra.run.dir" in given
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 @report_errors
 def main(cfg: DictConfig) -> float | None:
     """Train; the run directory is Hydra's output directory. Returns the best score (sweeps)."""
+    validate(cfg)
+    if cfg.resume and not _explicit_run_dir():
+        raise ConfigError(
+            "resume=true needs hydra.run.dir=RUN_DIR, the run directory to continue (the "
+            "default directory is a new, empty one)"
+        )
     from nmt.train.trainer import Trainer  # torch is imported only once the config is valid
 
-    validate(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     result = Trainer(cfg, run_dir).fit()
+    if result["signal"]:
+        name = signal.Signals(result["signal"]).name
+        print(
+            f"interrupted by {name}: saved {run_dir}/checkpoints/last.pt at update "
+            f"{result['updates']}; continue with the same command and resume=true "
+            f"hydra.run.dir={run_dir}",
+            file=sys.stderr,
+        )
+        sys.exit(128 + result["signal"])
     print(f"run directory: {run_dir}")
     return result["best"]
 

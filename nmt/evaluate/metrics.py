@@ -1,13 +1,30 @@
-"""Corpus BLEU, chrF and TER through sacrebleu, with the signatures that make them comparable."""
+"""BLEU, chrF and TER through sacrebleu: corpus and sentence scores, bootstrap confidence
+intervals and paired significance tests, each with the signature that makes it comparable.
+
+Every number here comes from sacrebleu's own classes (`sacrebleu.metrics`,
+`sacrebleu.significance`), called as its command line calls them for `--confidence`,
+`--paired-bs` and `--paired-ar`; nothing is re-implemented.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from sacrebleu.metrics import BLEU, CHRF, TER
+from sacrebleu.metrics.base import Metric, Score
+from sacrebleu.significance import PairedTest
 
 from nmt.data.corpus import read_lines
 from nmt.errors import ConfigError, DataError
 
 METRICS = ("bleu", "chrf", "ter")
+TESTS = {"bs": "paired bootstrap resampling", "ar": "paired approximate randomisation"}
+ALPHA = 0.05  # a difference is reported as significant when p < ALPHA
+LOWER_IS_BETTER = {"ter"}
 
 
 def read_aligned(hyp_path: str, ref_path: str) -> tuple[list[str], list[str]]:
@@ -23,32 +40,195 @@ def read_aligned(hyp_path: str, ref_path: str) -> tuple[list[str], list[str]]:
     return hyps, refs
 
 
+@dataclass(frozen=True)
+class MetricSettings:
+    """How text is compared: tokeniser, case, chrF word n-grams; printed in every signature."""
+
+    metrics: tuple[str, ...] = METRICS
+    tokenize: str = "13a"  # BLEU only: 13a | intl | zh | ja-mecab | char | none …
+    lowercase: bool = False
+    chrf_word_order: int = 0  # 0 = chrF, 2 = chrF++
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown or not self.metrics:
+            raise ConfigError(
+                f"metrics={list(self.metrics)} not supported; choose one or more of "
+                f"{', '.join(METRICS)}"
+            )
+        if self.tokenize not in BLEU.TOKENIZERS:
+            raise ConfigError(
+                f"tokenize={self.tokenize!r} is not a sacrebleu tokeniser; choose one of "
+                f"{', '.join(BLEU.TOKENIZERS)}"
+            )
+        if self.chrf_word_order < 0:
+            raise ConfigError(f"chrf_word_order={self.chrf_word_order} must be 0 or more")
+
+    def make(self, name: str, sentence: bool = False) -> Metric:
+        """A fresh sacrebleu metric object; sentence BLEU uses effective order, as sacrebleu's
+        --sentence-level does, so one missing 4-gram does not zero a sentence."""
+        try:
+            if name == "bleu":
+                return BLEU(
+                    tokenize=self.tokenize, lowercase=self.lowercase, effective_order=sentence
+                )
+            if name == "chrf":
+                return CHRF(word_order=self.chrf_word_order, lowercase=self.lowercase)
+            return TER(case_sensitive=not self.lowercase)
+        except (KeyError, RuntimeError, ImportError, OSError) as err:
+            # e.g. ja-mecab without `pip install sacrebleu[ja]`; sacrebleu's text spans lines
+            detail = re.sub(r"\s+", " ", str(err)).strip()
+            raise ConfigError(f"tokenize={self.tokenize!r} cannot be used here: {detail}") from err
+
+
+@contextlib.contextmanager
+def sacrebleu_seed(seed: int) -> Iterator[None]:
+    """Fix sacrebleu's resampling seed, which it reads from $SACREBLEU_SEED (its CLI's way)."""
+    if seed <= 0:
+        # sacrebleu's PairedTest treats a seed of 0 as "no seed": results would change per run
+        raise ConfigError(f"seed={seed} must be greater than 0")
+    old = os.environ.get("SACREBLEU_SEED")
+    os.environ["SACREBLEU_SEED"] = str(seed)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SACREBLEU_SEED", None)
+        else:
+            os.environ["SACREBLEU_SEED"] = old
+
+
+def _entry(score: Score, metric: Metric) -> dict:
+    """A score as JSON: value, sacrebleu's text line, signature, and the CI when resampled."""
+    out = {
+        "name": score.name,  # sacrebleu's: BLEU, chrF2, chrF2++, TER
+        "score": round(score.score, 4),
+        "text": str(score),
+        "signature": str(metric.get_signature()),
+        "ci": None,
+    }
+    if metric.n_bootstrap:
+        # sacrebleu's CI: the bootstrap mean ± half the width of the 2.5–97.5 percentile range
+        # (Score.estimate_ci); its public face is the text "(μ = m ± h)", the fields are these.
+        mean, half = float(score._mean), float(score._ci)
+        out["ci"] = {
+            "mean": round(mean, 4),
+            "half_width": round(half, 4),
+            "low": round(mean - half, 4),
+            "high": round(mean + half, 4),
+            "n_bootstrap": metric.n_bootstrap,
+            "level": 0.95,
+        }
+    if isinstance(metric, BLEU):
+        out["length"] = {
+            "hyp_len": score.sys_len,
+            "ref_len": score.ref_len,
+            "ratio": round(score.ratio, 4),
+            "bp": round(score.bp, 4),
+        }
+    return out
+
+
 def corpus_scores(
     hyps: list[str],
     refs: list[str],
-    metrics: list[str],
+    metrics: list[str] | MetricSettings,
     tokenize: str = "13a",
     lowercase: bool = False,
+    n_bootstrap: int = 1,
+    seed: int = 12345,
 ) -> dict[str, dict]:
-    """Each requested metric's corpus score, sacrebleu's text line and signature."""
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise ConfigError(f"metrics={unknown} not supported; choose from {', '.join(METRICS)}")
-    try:
-        scorers = {
-            "bleu": lambda: BLEU(tokenize=tokenize, lowercase=lowercase),
-            "chrf": lambda: CHRF(lowercase=lowercase),
-            "ter": lambda: TER(case_sensitive=not lowercase),
-        }
-        out = {}
-        for name in metrics:
-            metric = scorers[name]()
-            score = metric.corpus_score(hyps, [refs])
-            out[name] = {
-                "score": round(score.score, 4),
-                "text": str(score),
-                "signature": str(metric.get_signature()),
+    """Each metric's corpus score, text line and signature; with n_bootstrap > 1 also its 95%
+    bootstrap confidence interval (sacrebleu's --confidence)."""
+    settings = (
+        metrics
+        if isinstance(metrics, MetricSettings)
+        else MetricSettings(tuple(metrics), tokenize, lowercase)
+    )
+    out = {}
+    with sacrebleu_seed(seed):
+        for name in settings.metrics:
+            metric = settings.make(name)
+            score = metric.corpus_score(hyps, [refs], n_bootstrap=n_bootstrap)
+            out[name] = _entry(score, metric)
+    return out
+
+
+def length_stats(hyps: list[str], refs: list[str], settings: MetricSettings) -> dict:
+    """Hypothesis and reference length in BLEU's tokens, their ratio and brevity penalty."""
+    metric = BLEU(tokenize=settings.tokenize, lowercase=settings.lowercase)
+    return _entry(metric.corpus_score(hyps, [refs]), metric)["length"]
+
+
+def sentence_scores(
+    hyps: list[str], refs: list[str], settings: MetricSettings
+) -> dict[str, list[float]]:
+    """Each metric's score of every sentence on its own (sacrebleu's --sentence-level)."""
+    out = {}
+    for name in settings.metrics:
+        metric = settings.make(name, sentence=True)
+        out[name] = [
+            round(metric.sentence_score(h, [r]).score, 4) for h, r in zip(hyps, refs, strict=True)
+        ]
+    return out
+
+
+def paired_test(
+    systems: list[tuple[str, list[str]]],
+    refs: list[str],
+    settings: MetricSettings,
+    test: str,
+    n_samples: int,
+    seed: int,
+) -> dict:
+    """Compare every system with the first (the baseline) by sacrebleu's PairedTest.
+
+    test is "bs" (paired bootstrap resampling, Koehn 2004) or "ar" (paired approximate
+    randomisation, Riezler and Maxwell 2005). A system whose output equals the baseline's
+    line for line gets p = 1: sacrebleu would count no resample with a difference above
+    the observed zero and report p = 1/(n+1), calling a system better than itself.
+    """
+    if test not in TESTS:
+        raise ConfigError(f"significance test {test!r} is not one of: {', '.join(TESTS)}")
+    if len(systems) < 2:
+        raise ConfigError("a paired significance test needs two or more systems")
+    with sacrebleu_seed(seed):
+        objects = {name: settings.make(name) for name in settings.metrics}
+        ps = PairedTest(systems, objects, [refs], test_type=test, n_samples=n_samples)
+        signatures, table = ps()
+    # PairedTest renames its metrics (BLEU, chrF2, TER) in the order it was given them
+    sacre_names = [k for k in table if k != "System"]
+    baseline_hyps = systems[0][1]
+    comparisons = []
+    for i, (sys_name, hyps) in enumerate(systems):
+        identical = i > 0 and hyps == baseline_hyps
+        row: dict = {"system": sys_name, "baseline": i == 0, "identical_to_baseline": identical}
+        for ours, theirs in zip(settings.metrics, sacre_names, strict=True):
+            result = table[theirs][i]
+            p = None if i == 0 else (1.0 if identical else float(result.p_value))
+            baseline_score = table[theirs][0].score
+            delta = result.score - baseline_score
+            row[ours] = {
+                "score": round(result.score, 4),
+                "delta": round(delta, 4),
+                "p_value": None if p is None else round(p, 6),
+                "significant": None if p is None else p < ALPHA,
+                "better": None
+                if i == 0 or delta == 0
+                else (delta < 0) == (ours in LOWER_IS_BETTER),
+                "mean": None if result.mean is None else round(float(result.mean), 4),
+                "ci": None if result.ci is None else round(float(result.ci), 4),
             }
-        return out
-    except (KeyError, RuntimeError, ImportError) as err:
-        raise ConfigError(f"tokenize={tokenize!r}: {err}") from err
+        comparisons.append(row)
+    return {
+        "test": test,
+        "name": TESTS[test],
+        "n": ps.n_samples,
+        "seed": seed,
+        "alpha": ALPHA,
+        "signatures": {
+            ours: str(signatures[theirs])
+            for ours, theirs in zip(settings.metrics, sacre_names, strict=True)
+        },
+        "systems": comparisons,
+    }

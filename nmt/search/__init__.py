@@ -1,6 +1,7 @@
 """Search for translations, and the one scorer that ranks them."""
 
+from nmt.search.beam import beam_search
 from nmt.search.greedy import SearchResult, greedy_search
 from nmt.search.scoring import Scorer
 
-__all__ = ["Scorer", "SearchResult", "greedy_search"]
+__all__ = ["Scorer", "SearchResult", "beam_search", "greedy_search"]

@@ -9,18 +9,26 @@ from torch import Tensor
 
 from nmt import BOS_ID, EOS_ID, PAD_ID
 from nmt.model import Seq2Seq
+from nmt.search.scoring import Scorer
 
 NEVER_OUTPUT = torch.tensor([PAD_ID, BOS_ID])
 
 
 @dataclass
 class SearchResult:
-    """Best hypothesis per source sentence, as padded tensors."""
+    """Hypotheses as padded tensors: `nbest` rows per source sentence, sentence-major.
 
-    tokens: Tensor  # (B, T) ids, EOS included where produced, PAD after
-    lengths: Tensor  # (B,) tokens including EOS (a hypothesis cut at max length has none)
-    logprob: Tensor  # (B,) log P(y|x) summed over the tokens
-    attention: Tensor  # (B, T, S) attention weights of each output step
+    Row i·nbest + r is the (r+1)-th best hypothesis of sentence i (B' = B·nbest rows). A row
+    with no hypothesis (a vocabulary too small to give nbest) has length 0, score -inf.
+    """
+
+    tokens: Tensor  # (B', T) ids, EOS included where produced, PAD after
+    lengths: Tensor  # (B',) tokens including EOS (a hypothesis cut at max length has none)
+    logprob: Tensor  # (B',) log P(y|x) summed over the tokens
+    attention: Tensor  # (B', T, S) attention weights of each output step, 0 after the end
+    score: Tensor  # (B',) the Scorer's objective, what search ranks by
+    token_logprobs: Tensor  # (B', T) log P of each token, 0 after the end
+    nbest: int = 1
 
     def token_lists(self) -> list[list[int]]:
         """Each hypothesis as a list of ids without EOS or padding."""
@@ -30,6 +38,23 @@ class SearchResult:
             out.append(row[:-1] if row and row[-1] == EOS_ID else row)
         return out
 
+    def sentence(self, i: int, src_len: int | None = None) -> SearchResult:
+        """The hypotheses of sentence i alone (empty rows dropped), trimmed to their longest
+        hypothesis and, given src_len (source tokens incl. EOS), to that source width."""
+        rows = slice(i * self.nbest, (i + 1) * self.nbest)
+        real = self.lengths[rows] > 0  # (nbest,)
+        width = max(int(self.lengths[rows].max()), 1)
+        src_width = self.attention.size(2) if src_len is None else src_len
+        return SearchResult(
+            self.tokens[rows][real, :width],
+            self.lengths[rows][real],
+            self.logprob[rows][real],
+            self.attention[rows][real, :width, :src_width],
+            self.score[rows][real],
+            self.token_logprobs[rows][real, :width],
+            nbest=int(real.sum()),
+        )
+
 
 def max_lengths(src_len: Tensor, a: float, b: int) -> Tensor:
     """Output length limit per sentence: a · (source tokens) + b, at least 1. (B,) → (B,)"""
@@ -37,8 +62,20 @@ def max_lengths(src_len: Tensor, a: float, b: int) -> Tensor:
 
 
 @torch.inference_mode()
-def greedy_search(model: Seq2Seq, src: Tensor, src_len: Tensor, max_len: Tensor) -> SearchResult:
-    """Decode src: (B, S), src_len: (B,) greedily, each sentence up to max_len: (B,) tokens."""
+def greedy_search(
+    model: Seq2Seq,
+    src: Tensor,
+    src_len: Tensor,
+    max_len: Tensor,
+    scorer: Scorer | None = None,
+    min_len: int = 0,
+) -> SearchResult:
+    """Decode src: (B, S), src_len: (B,) greedily, each sentence up to max_len: (B,) tokens.
+
+    EOS is not allowed before position min_len (T counts EOS); `scorer` (default: raw
+    log-probability) only gives the reported score, it does not steer the search.
+    """
+    scorer = scorer or Scorer()
     enc = model.encode(src, src_len)
     state = model.init_state(enc)
     batch = src.size(0)
@@ -46,19 +83,31 @@ def greedy_search(model: Seq2Seq, src: Tensor, src_len: Tensor, max_len: Tensor)
     finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
     logprob = torch.zeros(batch, device=src.device)
     lengths = torch.zeros(batch, dtype=torch.long, device=src.device)
-    tokens, attns = [], []
+    tokens, token_lps, attns = [], [], []
+    never = NEVER_OUTPUT.to(src.device)
     for t in range(int(max_len.max())):
         log_probs, state, attn = model.step(enc, state, y)  # (B, V), _, (B, S)
         # PAD and BOS are never outputs; the chosen token keeps the model's own log-prob,
         # so the sum equals model.score() of the same sequence.
-        best_lp, y = log_probs.index_fill(1, NEVER_OUTPUT.to(y.device), float("-inf")).max(-1)
+        log_probs = log_probs.index_fill(1, never, float("-inf"))
+        if t + 1 < min_len:
+            log_probs[:, EOS_ID] = float("-inf")
+        best_lp, y = log_probs.max(-1)
         y = y.masked_fill(finished, PAD_ID)
-        logprob += best_lp.masked_fill(finished, 0.0)
+        best_lp = best_lp.masked_fill(finished, 0.0)
+        logprob += best_lp
         lengths += (~finished).long()
         tokens.append(y)
-        attns.append(attn)
+        token_lps.append(best_lp)
+        attns.append(attn.masked_fill(finished.unsqueeze(1), 0.0))
         finished |= (y == EOS_ID) | (max_len <= t + 1)
         if bool(finished.all()):
             break
-    tokens_t = torch.stack(tokens, dim=1)  # (B, T)
-    return SearchResult(tokens_t, lengths, logprob, torch.stack(attns, dim=1))
+    return SearchResult(
+        torch.stack(tokens, dim=1),  # (B, T)
+        lengths,
+        logprob,
+        torch.stack(attns, dim=1),  # (B, T, S)
+        scorer.objective(logprob, lengths),
+        torch.stack(token_lps, dim=1),  # (B, T)
+    )

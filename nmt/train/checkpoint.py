@@ -1,45 +1,240 @@
-"""Checkpoints: written atomically, loaded without executing pickled code.
+"""Checkpoints: written atomically, kept in bounded numbers, loaded without executing code.
 
 A checkpoint is a dict of tensors and plain Python data (numbers, strings, lists, dicts),
 so `torch.load(weights_only=True)` reads it and a crafted file cannot run code.
+
+The `checkpoints/` folder of a run holds `last.pt` (what `resume=true` continues from),
+`update-NNNNNNN.pt` for the `keep_last` most recent saves, `best.pt` and, with `keep_best`
+above 1, `best-NNNNNNN.pt` for the `keep_best` best validations. One save writes the state
+once and gives it its names by hard links (a copy where the file system has none).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from nmt.errors import RunDirError
 
+_NUMBERED = re.compile(r"(update|best)-(\d{7})\.pt")
+_UNSAFE = re.compile(r"Unsupported (global|operand)[^.\n]*")
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write state to path so that path is either the old file or the complete new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable; a no-op where folders cannot be opened (Windows)."""
     try:
-        with os.fdopen(fd, "wb") as f:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
+def _temp_path(path: Path) -> Path:
+    """A new empty file beside path, private to us by name, with the usual permissions."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open would not
+    return Path(tmp)
+
+
+def _write_temp(state: dict[str, Any], path: Path) -> Path:
+    """The state in a fsynced temporary file beside path; removed again on any failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path(path)
+    try:
+        with tmp.open("wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not err.filename:  # name the file for the user
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
+    return tmp
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Make dst the same file as src, atomically (copied where hard links are unsupported)."""
+    tmp = _temp_path(dst)
+    try:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(state: dict[str, Any], path: Path, also: tuple[Path, ...] = ()) -> None:
+    """Write state to path so that path is either the old file or the complete new one.
+
+    The state goes to a temporary file that is fsynced, linked to each of `also` and then
+    renamed over `path`; the folder is fsynced last, so a crash or a kill at any moment
+    leaves every name pointing at a complete checkpoint.
+    """
+    tmp = _write_temp(state, path)
+    try:
+        for other in also:
+            _link(tmp, other)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace a small text file (config.yaml, metrics.csv) so it is never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class CheckpointDir:
+    """The `checkpoints/` folder of one run: what is saved under which names, and pruning."""
+
+    def __init__(self, folder: Path, keep_last: int = 3, keep_best: int = 1) -> None:
+        self.folder = folder
+        self.keep_last = keep_last
+        self.keep_best = keep_best
+
+    @property
+    def last(self) -> Path:
+        return self.folder / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.folder / "best.pt"
+
+    def files(self) -> list[Path]:
+        """Every checkpoint in the folder, by name."""
+        return sorted(self.folder.glob("*.pt")) if self.folder.is_dir() else []
+
+    def remove_temporary(self) -> list[Path]:
+        """Delete what a save that was killed half-way left behind (never a checkpoint)."""
+        leftovers = sorted(self.folder.glob(".*.tmp")) if self.folder.is_dir() else []
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return leftovers
+
+    def save(
+        self, state: dict[str, Any], update: int, best: bool, keep_best_updates: list[int]
+    ) -> None:
+        """Save `state` as last.pt and update-NNNNNNN.pt (and best.pt if `best`), then prune.
+
+        `keep_best_updates` are the updates whose best-NNNNNNN.pt should exist (keep_best > 1).
+        best.pt is written before last.pt: a resume never finds a newer best in last.pt's
+        progress than best.pt holds.
+        """
+        also = []
+        if best:
+            also.append(self.best)
+        if self.keep_best > 1 and update in keep_best_updates:
+            also.append(self.folder / f"best-{update:07d}.pt")
+        if self.keep_last > 0:
+            also.append(self.folder / f"update-{update:07d}.pt")
+        save_checkpoint(state, self.last, tuple(also))
+        self._prune(keep_best_updates)
+
+    def _prune(self, keep_best_updates: list[int]) -> None:
+        numbered: dict[str, list[tuple[int, Path]]] = {"update": [], "best": []}
+        for path in self.folder.iterdir():
+            if m := _NUMBERED.fullmatch(path.name):
+                numbered[m.group(1)].append((int(m.group(2)), path))
+        updates = sorted(numbered["update"], reverse=True)
+        doomed = [path for _, path in updates[self.keep_last :]]
+        keep = set(keep_best_updates) if self.keep_best > 1 else set()
+        doomed += [path for n, path in numbered["best"] if n not in keep]
+        for path in doomed:
+            path.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by save_checkpoint; refuse anything that is not plain data."""
     if not path.is_file():
         raise RunDirError(f"{path}: no such checkpoint")
+    if path.stat().st_size == 0:
+        raise RunDirError(f"{path}: the checkpoint is empty (0 bytes); use another one")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. torch's note on a foreign pickle protocol
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated or unsafe files
+        text = str(err)
+        if unsafe := _UNSAFE.search(text):
+            raise RunDirError(
+                f"{path}: refused: it holds pickled objects, not plain data ({unsafe.group(0)}); "
+                "loading it could run code, so nmt loads only checkpoints of tensors, numbers "
+                "and strings"
+            ) from None
+        detail = re.split(r"\.\s", text.strip(), maxsplit=1)[0] if text.strip() else "no detail"
         raise RunDirError(
-            f"{path}: cannot be loaded as an nmt checkpoint ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else 'no detail'}); it may be truncated, "
-            "or a pickle that would run code, which nmt refuses to load"
-        ) from err
+            f"{path}: cannot be loaded as an nmt checkpoint ({type(err).__name__}: {detail}); "
+            "it may be truncated or not a checkpoint: use another one (checkpoint=last, or "
+            "checkpoints/update-NNNNNNN.pt)"
+        ) from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), Mapping):
+        raise RunDirError(f"{path}: not an nmt checkpoint (no model state in it)")
+    return state
+
+
+def _some(names: list[str], limit: int = 4) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def load_model_state(model: nn.Module, state: Mapping[str, Any], path: Path) -> None:
+    """Load a checkpoint's model state; if it does not fit, name the parameters that differ."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {tuple(getattr(state[k], 'shape', ()))} in the checkpoint, "
+        f"{tuple(own[k].shape)} in the model"
+        for k in own
+        if k in state
+        and not (isinstance(state[k], torch.Tensor) and state[k].shape == own[k].shape)
+    ]
+    problems = []
+    if shapes:
+        problems.append("shapes differ: " + _some(shapes, 3))
+    if missing:
+        problems.append("missing from the checkpoint: " + _some(missing))
+    if unexpected:
+        problems.append("not in the model: " + _some(unexpected))
+    if problems:
+        raise RunDirError(
+            f"{path}: the checkpoint does not fit the model the config describes ("
+            + "; ".join(problems)
+            + "); was it trained with other model.* / attention.* settings or vocabulary?"
+        )
+    model.load_state_dict(state)

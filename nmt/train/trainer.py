@@ -1,13 +1,16 @@
-"""The training loop: teacher forcing, clipping, accumulation, validation, checkpoints, stopping."""
+"""The training loop: teacher forcing, clipping, accumulation, validation, checkpoints, stopping.
+
+Training can stop at any moment (a kill, Ctrl-C, a full disk) and continue with
+`resume=true` exactly as if it had not stopped: every checkpoint holds the model, optimiser,
+scheduler, the position in the epoch's batches, the random generators and the counters.
+"""
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import sacrebleu
@@ -21,8 +24,19 @@ from nmt.data.batching import Batch, TokenBatchSampler, make_batch
 from nmt.errors import RunDirError
 from nmt.model import Seq2Seq
 from nmt.search.decode import decode_ids
-from nmt.train.checkpoint import save_checkpoint
+from nmt.train.checkpoint import CheckpointDir, load_checkpoint, load_model_state
+from nmt.train.checkpoint import write_text_atomic as _write_text
 from nmt.train.dataset import EncodedSplit, prepare_data
+from nmt.train.signals import StopSignals
+from nmt.train.state import (
+    DivergedError,
+    MetricsLog,
+    Progress,
+    check_resumable,
+    data_fingerprint,
+    rng_state,
+    set_rng_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,36 +60,35 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@dataclass
-class Progress:
-    """Counters that decide validation, checkpoints and stopping."""
-
-    update: int = 0
-    epoch: int = 0
-    best: float | None = None
-    bad_validations: int = 0
-    history: list[dict] = field(default_factory=list)
+def _total_norm(params: list[torch.nn.Parameter]) -> float:
+    """The global L2 norm of the gradients (inf or nan when any element is)."""
+    norms = [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
 class Trainer:
-    """Trains one model into one run directory, as the resolved config says."""
+    """Trains one model into one run directory, as the resolved config says.
+
+    With `cfg.resume` it continues from the run directory's checkpoints/last.pt (or starts
+    there afresh if none was saved yet); without, it refuses a directory holding checkpoints.
+    """
 
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
-        if (run_dir / "checkpoints" / "last.pt").exists():
-            raise RunDirError(
-                f"{run_dir} already holds a trained model (checkpoints/last.pt); pick another "
-                "hydra.run.dir, or move that directory away: nmt never overwrites a run"
-            )
+        loop = cfg.train
+        self.checkpoints = CheckpointDir(run_dir / "checkpoints", loop.keep_last, loop.keep_best)
+        resume_state = self._resume_state()
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        self.checkpoints.remove_temporary()
+        _write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         self.vocabs, self.train_data, self.valid_data = prepare_data(cfg.data, run_dir)
+        self.data_sha256 = data_fingerprint(self.train_data.src_text, self.train_data.tgt_text)
         self.model = Seq2Seq.build(
             cfg.model, cfg.attention, self.vocabs.src.vocab_size, self.vocabs.tgt.vocab_size
         ).to(self.device)
@@ -91,9 +104,70 @@ class Trainer:
             seed=cfg.seed,
         )
         self.progress = Progress()
-        self.metrics_path = run_dir / "metrics.csv"
-        with self.metrics_path.open("w", newline="") as f:
-            csv.writer(f).writerow(METRICS_FIELDS)
+        if resume_state is not None:
+            self._restore(resume_state)
+        self.metrics = MetricsLog(run_dir / "metrics.csv", METRICS_FIELDS)
+        self.metrics.start(self.progress.update if resume_state is not None else None)
+        self.saved_update: int | None = self.progress.update if resume_state else None
+
+    def _resume_state(self) -> dict | None:
+        """The checkpoint to continue from, None for a new run; refuse to overwrite a run."""
+        existing = [p.name for p in self.checkpoints.files()]
+        last = self.checkpoints.last
+        if not self.cfg.resume:
+            if existing:
+                raise RunDirError(
+                    f"{self.run_dir} already holds a trained model (checkpoints/"
+                    f"{', '.join(existing[:3])}); continue it with resume=true, or pick another "
+                    "hydra.run.dir: nmt never overwrites a run"
+                )
+            return None
+        if last.is_file():
+            state = load_checkpoint(last)
+            if not isinstance(state.get("config"), dict):
+                raise RunDirError(f"{last}: not a training checkpoint (no config in it)")
+            current = OmegaConf.to_container(self.cfg, resolve=True)
+            check_resumable(state["config"], current, self.run_dir)
+            return state
+        if existing:
+            raise RunDirError(
+                f"{last}: not found, but {self.checkpoints.folder} holds {', '.join(existing)}; "
+                "copy the one to continue from to last.pt, then resume"
+            )
+        log.warning("resume=true: %s holds no checkpoint yet; starting a new run", self.run_dir)
+        return None
+
+    def _restore(self, state: dict) -> None:
+        last = self.checkpoints.last
+        data = state.get("data", {})
+        if data.get("train_sha256", self.data_sha256) != self.data_sha256:
+            raise RunDirError(
+                f"cannot resume {self.run_dir}: the training data (data.train="
+                f"{self.cfg.data.train}) differs from the data the run was trained on "
+                f"(sha256 {data['train_sha256'][:12]}…, now {self.data_sha256[:12]}…); restore "
+                "the original files, or start a new run in another hydra.run.dir"
+            )
+        for key in ("optimizer", "progress"):
+            if key not in state:
+                raise RunDirError(f"{last}: not a training checkpoint (no {key} in it)")
+        load_model_state(self.model, state["model"], last)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.progress = p = Progress.from_dict(state["progress"])
+        if "rng" in state:
+            set_rng_state(state["rng"])
+        else:
+            log.warning("%s has no RNG state (older nmt): the resumed run is not exact", last)
+        self.sampler.set_epoch(p.epoch)
+        log.info(
+            "resuming from %s: update %d, epoch %d, batch %d of %d",
+            last,
+            p.update,
+            p.epoch + 1,
+            p.batch,
+            len(self.sampler),
+        )
 
     def _optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg.optim
@@ -123,77 +197,162 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------
 
     def fit(self) -> dict:
-        """Train until a stopping rule fires; return the best validation result."""
-        loop = self.cfg.train
-        start = time.monotonic()
+        """Train until a stopping rule fires; return the best validation result.
+
+        `signal` in the result is the number of the signal (SIGINT, SIGTERM) that stopped
+        training after saving a checkpoint, or None.
+        """
+        loop, p = self.cfg.train, self.progress
+        self._start = time.monotonic() - p.elapsed_s
         total = loop.max_updates or (
-            loop.max_epochs * math.ceil(len(self.sampler) / self.cfg.optim.accumulate)
+            loop.max_epochs * (len(self.sampler) // self.cfg.optim.accumulate)
             if loop.max_epochs
             else None
         )
-        bar = tqdm(total=total, disable=not self.cfg.progress, unit="upd", dynamic_ncols=True)
-        window_tokens, window_start, running = 0, time.monotonic(), None
-        stop = None
+        bar = tqdm(
+            total=total,
+            initial=p.update,
+            disable=not self.cfg.progress,
+            unit="upd",
+            dynamic_ncols=True,
+        )
+        self._window = (0, time.monotonic())
+        stop = self._limit_reached()
         self.model.train()
-        while stop is None:
-            self.sampler.set_epoch(self.progress.epoch)
-            pending = 0
-            for index in self.sampler:
-                batch = self._batch(self.train_data, index)
-                loss = self._loss(batch, self.cfg.optim.label_smoothing)
-                (loss / (batch.ntokens * self.cfg.optim.accumulate)).backward()
-                window_tokens += batch.ntokens
-                pending += 1
-                running = (
-                    loss.item() / batch.ntokens
-                    if running is None
-                    else (0.95 * running + 0.05 * loss.item() / batch.ntokens)
-                )
-                if pending < self.cfg.optim.accumulate:
-                    continue
-                pending = 0
-                self._update()
-                bar.update(1)
-                p = self.progress
-                if p.update % loop.log_every == 0:
-                    rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
-                    bar.set_postfix(
-                        loss=f"{running:.3f}", tok_s=f"{rate:,.0f}", lr=f"{self.lr:.2e}"
-                    )
-                    self._write_metrics(
-                        split="train",
-                        loss=running,
-                        ppl=math.exp(min(running, 50)),
-                        tokens_per_s=rate,
-                        elapsed_s=time.monotonic() - start,
-                    )
-                    window_tokens, window_start = 0, time.monotonic()
-                if p.update % loop.valid_every == 0:
-                    self._validate(start)
-                stop = self._limit_reached(start)
-                if stop is not None:
-                    break
-            else:
-                self.progress.epoch += 1
-                if loop.max_epochs and self.progress.epoch >= loop.max_epochs:
-                    stop = f"reached train.max_epochs={loop.max_epochs}"
-        bar.close()
-        history = self.progress.history
-        if not history or history[-1]["update"] != self.progress.update:
-            self._validate(start)  # the final model is always validated and saved
-        log.info("stopped: %s; best %s %s", stop, loop.early_stop_metric, self.progress.best)
+        with StopSignals() as signals:
+            try:
+                while stop is None:
+                    stop = self._epoch(bar, signals)
+            finally:
+                bar.close()
+        if signals.received:
+            if self.saved_update != p.update:
+                self._save(best=False)
+            log.warning("%s: saved %s at update %d", stop, self.checkpoints.last, p.update)
+        elif not p.history or p.history[-1]["update"] != p.update:
+            self._validate()  # the final model is always validated and saved
+        log.info("stopped: %s; best %s %s", stop, loop.early_stop_metric, p.best)
         return {
             "stop": stop,
-            "best": self.progress.best,
-            "updates": self.progress.update,
-            "history": self.progress.history,
+            "best": p.best,
+            "updates": p.update,
+            "history": p.history,
+            "signal": signals.received,
         }
 
-    def _limit_reached(self, start: float) -> str | None:
+    def _epoch(self, bar: tqdm, signals: StopSignals) -> str | None:
+        """Train on the rest of the current epoch; a stop reason, or None to go on."""
+        p, accumulate = self.progress, self.cfg.optim.accumulate
+        self.sampler.set_epoch(p.epoch)
+        batches = self.sampler.batches()
+        losses: list[tuple[float, int]] = []  # (summed loss, tokens) since the last update
+        while p.batch < len(batches):
+            batch = self._batch(self.train_data, batches[p.batch])
+            p.batch += 1
+            loss = self._loss(batch, self.cfg.optim.label_smoothing)
+            (loss / (batch.ntokens * accumulate)).backward()
+            losses.append((loss.item(), batch.ntokens))
+            if len(losses) < accumulate:
+                continue
+            if self._step(losses):
+                bar.update(1)
+                self._after_update()
+            losses = []
+            if signals.received:
+                return f"interrupted by {signals.name}"
+            if stop := self._limit_reached():
+                return stop
+        # an accumulation the epoch could not complete is dropped: epochs start clean
+        self.optimizer.zero_grad(set_to_none=True)
+        p.epoch, p.batch = p.epoch + 1, 0
+        if self.cfg.train.max_epochs and p.epoch >= self.cfg.train.max_epochs:
+            return f"reached train.max_epochs={self.cfg.train.max_epochs}"
+        return None
+
+    def _step(self, losses: list[tuple[float, int]]) -> bool:
+        """Clip and apply the accumulated gradients; skip them if anything is not finite."""
+        p, o = self.progress, self.cfg.optim
+        params = [q for q in self.model.parameters() if q.grad is not None]
+        loss_ok = all(math.isfinite(loss) for loss, _ in losses)
+        if o.clip_norm and not o.clip_value:
+            norm = float(torch.nn.utils.clip_grad_norm_(params, o.clip_norm))  # before clipping
+        else:
+            norm = _total_norm(params)
+            if o.clip_value:
+                torch.nn.utils.clip_grad_value_(params, o.clip_value)
+            if o.clip_norm:
+                torch.nn.utils.clip_grad_norm_(params, o.clip_norm)
+        if not (loss_ok and math.isfinite(norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            p.bad_updates += 1
+            p.skipped_updates += 1
+            limit = self.cfg.train.max_bad_updates
+            log.warning(
+                "update %d skipped: non-finite %s (%d in a row; training stops at "
+                "train.max_bad_updates=%d)",
+                p.update + 1,
+                "loss" if not loss_ok else "gradient",
+                p.bad_updates,
+                limit,
+            )
+            if p.bad_updates >= limit:
+                raise DivergedError(self._diverged_message(limit))
+            return False
+        p.bad_updates = 0
+        for loss, ntokens in losses:
+            per_token = loss / ntokens
+            p.running_loss = (
+                per_token if p.running_loss is None else 0.95 * p.running_loss + 0.05 * per_token
+            )
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
+            self.scheduler.step()
+        p.update += 1
+        self._window = (self._window[0] + sum(n for _, n in losses), self._window[1])
+        return True
+
+    def _diverged_message(self, limit: int) -> str:
+        saved = (
+            f"{self.checkpoints.last} holds update {self.saved_update}, the last good state"
+            if self.saved_update is not None
+            else "no checkpoint had been saved yet"
+        )
+        return (
+            f"training stopped after update {self.progress.update}: {limit} updates in a row "
+            f"had a non-finite (NaN or inf) loss or gradient (train.max_bad_updates={limit}); "
+            f"{saved}. Lower optim.lr, set optim.clip_norm, or check the training data"
+        )
+
+    def _after_update(self) -> None:
+        """Log, validate and save as the counters say; a checkpoint follows the rows it covers."""
+        p, loop = self.progress, self.cfg.train
+        if p.update % loop.log_every == 0:
+            tokens, since = self._window
+            rate = tokens / max(time.monotonic() - since, 1e-9)
+            self.metrics.write(
+                self._row(
+                    split="train",
+                    loss=p.running_loss,
+                    ppl=math.exp(min(p.running_loss, 50)),
+                    tokens_per_s=rate,
+                    elapsed_s=self._elapsed(),
+                )
+            )
+            self._window = (0, time.monotonic())
+        if p.update % loop.valid_every == 0:
+            self._validate()
+        elif loop.save_every and p.update % loop.save_every == 0:
+            self._save(best=False)
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._start
+
+    def _limit_reached(self) -> str | None:
         loop = self.cfg.train
         if loop.max_updates and self.progress.update >= loop.max_updates:
             return f"reached train.max_updates={loop.max_updates}"
-        if loop.max_minutes and time.monotonic() - start >= 60 * loop.max_minutes:
+        if loop.max_minutes and self._elapsed() >= 60 * loop.max_minutes:
             return f"reached train.max_minutes={loop.max_minutes}"
         if loop.patience and self.progress.bad_validations >= loop.patience:
             return f"no improvement in {loop.patience} validations (train.patience)"
@@ -214,18 +373,6 @@ class Trainer:
             label_smoothing=label_smoothing,
             reduction="sum",
         )
-
-    def _update(self) -> None:
-        o = self.cfg.optim
-        if o.clip_value:
-            torch.nn.utils.clip_grad_value_(self.model.parameters(), o.clip_value)
-        if o.clip_norm:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.clip_norm)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
-            self.scheduler.step()
-        self.progress.update += 1
 
     @property
     def lr(self) -> float:
@@ -250,7 +397,7 @@ class Trainer:
         self.model.train()
         return total / max(tokens, 1)
 
-    def _validate(self, start: float) -> None:
+    def _validate(self) -> None:
         """Perplexity and greedy BLEU on the validation set; save last/best; early stopping."""
         p, loop = self.progress, self.cfg.train
         nll = self._valid_nll()
@@ -268,11 +415,16 @@ class Trainer:
             p.best, p.bad_validations = value, 0
         else:
             p.bad_validations += 1
+        if loop.keep_best > 1:  # the keep_best best validations, best first, earliest on ties
+            p.best_kept = sorted([*p.best_kept, [value, p.update]], key=lambda e: (-e[0], e[1]))
+            p.best_kept = p.best_kept[: loop.keep_best]
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(bleu if loop.early_stop_metric == "bleu" else ppl)
-        elapsed = time.monotonic() - start
+        elapsed = self._elapsed()
         p.history.append({"update": p.update, "epoch": p.epoch, "ppl": ppl, "bleu": bleu})
-        self._write_metrics(split="valid", loss=nll, ppl=ppl, bleu=bleu, elapsed_s=elapsed)
+        self.metrics.write(
+            self._row(split="valid", loss=nll, ppl=ppl, bleu=bleu, elapsed_s=elapsed)
+        )
         log.info(
             "update %d epoch %d: valid ppl %.2f BLEU %.2f lr %.2e%s (%.0fs)",
             p.update,
@@ -283,33 +435,35 @@ class Trainer:
             "  *best*" if improved else "",
             elapsed,
         )
-        self._save("last")
-        if improved:
-            self._save("best")
+        self._save(best=improved)
 
-    def _save(self, name: str) -> None:
+    def _save(self, best: bool) -> None:
         p = self.progress
+        p.elapsed_s = self._elapsed()
         state = {
+            "format": 2,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "progress": {
-                "update": p.update,
-                "epoch": p.epoch,
-                "best": p.best,
-                "bad_validations": p.bad_validations,
+            "progress": p.as_dict(),
+            "rng": rng_state(),
+            "data": {
+                "train_sha256": self.data_sha256,
+                "train_pairs": len(self.train_data),
+                "shuffle_seed": self.sampler.seed,
+                "epoch_batches": len(self.sampler),
             },
             "config": OmegaConf.to_container(self.cfg, resolve=True),
         }
-        save_checkpoint(state, self.run_dir / "checkpoints" / f"{name}.pt")
+        kept = [int(update) for _, update in p.best_kept]
+        self.checkpoints.save(state, p.update, best, kept)
+        self.saved_update = p.update
 
-    def _write_metrics(self, split: str, **values: float) -> None:
-        row = {
+    def _row(self, split: str, **values: float) -> dict:
+        return {
             "update": self.progress.update,
             "epoch": self.progress.epoch + 1,
             "split": split,
             "lr": self.lr,
             **values,
         }
-        with self.metrics_path.open("a", newline="") as f:
-            csv.DictWriter(f, METRICS_FIELDS).writerow(row)

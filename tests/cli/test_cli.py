@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import sacrebleu
 
 from nmt.translator import Translator
-from tests.helpers import files_overrides, toy_pairs, write_parallel
-
-
-def run_cli(command: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"nmt.cli.{command}", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.helpers import files_overrides, run_cli, toy_pairs, write_parallel
 
 
 @pytest.fixture(scope="module")

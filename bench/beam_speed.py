@@ -1,0 +1,141 @@
+"""Decoding speed of greedy and beam search on a trained run: sentences per second.
+
+    python bench/beam_speed.py run=DIR input=FILE json=OUT.json \
+        [beams=1,5,10] [batches=1,16,64] [limit=0] [repeat=1] [hyp_dir=DIR] [threads=0] \
+        [length_penalty=norm] [alpha=1.0] [checkpoint=best] [device=cpu]
+
+Trains nothing. Each strategy (greedy, then beam search at each width) translates the
+first `limit` lines of `input` (0 = all) at each batch size, after one warm-up batch,
+`repeat` times, keeping the fastest (the least disturbed by other processes);
+the table and the JSON give sentences/s and each beam's time per sentence relative to
+greedy's at the same batch size. With hyp_dir, the translations made at the largest batch
+size are written there as hyp.greedy.txt, hyp.b<K>.txt, ready for nmt-evaluate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from nmt.config import DecodeConfig
+from nmt.data.corpus import read_lines
+from nmt.translator import Translator
+
+DEFAULTS = {
+    "run": "",
+    "input": "",
+    "json": "",
+    "beams": "1,5,10",
+    "batches": "1,16,64",
+    "limit": "0",
+    "repeat": "1",
+    "hyp_dir": "",
+    "threads": "0",
+    "length_penalty": "norm",
+    "alpha": "1.0",
+    "checkpoint": "best",
+    "device": "cpu",
+}
+
+
+def parse_args(argv: list[str]) -> dict[str, str]:
+    """key=value arguments, as the nmt commands take them; unknown or missing keys exit 2."""
+    args = dict(DEFAULTS)
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in DEFAULTS:
+            sys.exit(f"error: {arg!r}: expected key=value with key one of {', '.join(DEFAULTS)}")
+        args[key] = value
+    for key in ("run", "input", "json"):
+        if not args[key]:
+            sys.exit(f"error: {key}=... is required (see the docstring of {__file__})")
+    return args
+
+
+def configs(args: dict[str, str]) -> list[tuple[str, DecodeConfig]]:
+    """(label, decode config) for greedy and each beam width, before the batch size is set."""
+    out = [("greedy", DecodeConfig(strategy="greedy"))]
+    for k in (int(b) for b in args["beams"].split(",")):
+        beam = DecodeConfig(
+            strategy="beam",
+            beam_size=k,
+            length_penalty=args["length_penalty"],
+            alpha=float(args["alpha"]),
+        )
+        out.append((f"beam{k}", beam))
+    return out
+
+
+def timed(
+    translator: Translator, lines: list[str], decode: DecodeConfig, repeat: int
+) -> tuple[float, list]:
+    """Fewest seconds to translate lines in `repeat` runs after a warm-up batch; translations."""
+    translator.translate(lines[: decode.batch_size], decode)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        hyps = translator.translate(lines, decode)
+        best = min(best, time.perf_counter() - start)
+    return best, hyps
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    threads = int(args["threads"])
+    translator = Translator.from_run(args["run"], args["checkpoint"], args["device"], threads)
+    lines = [line for line in read_lines(args["input"]) if line.strip()]
+    if int(args["limit"]):
+        lines = lines[: int(args["limit"])]
+    batches = [int(b) for b in args["batches"].split(",")]
+    rows, greedy_s, load_at_start = [], {}, os.getloadavg()
+    print(f"{len(lines)} sentences, {torch.get_num_threads()} threads, load {os.getloadavg()}")
+    print(f"{'strategy':>8} {'batch':>5} {'sent/s':>8} {'ms/sent':>8} {'x greedy':>8}")
+    for label, decode in configs(args):
+        for batch in batches:
+            decode.batch_size = batch
+            seconds, hyps = timed(translator, lines, decode, int(args["repeat"]))
+            greedy_s.setdefault(batch, seconds)  # greedy runs first
+            row = {
+                "strategy": label,
+                "beam_size": decode.beam_size,
+                "batch_size": batch,
+                "seconds": round(seconds, 3),
+                "sentences_per_s": round(len(lines) / seconds, 2),
+                "ms_per_sentence": round(1000 * seconds / len(lines), 3),
+                "relative_to_greedy": round(seconds / greedy_s[batch], 3),
+                "decode": asdict(decode),
+            }
+            rows.append(row)
+            print(
+                f"{label:>8} {batch:>5} {row['sentences_per_s']:>8.1f} "
+                f"{row['ms_per_sentence']:>8.2f} {row['relative_to_greedy']:>8.2f}"
+            )
+            if args["hyp_dir"] and batch == max(batches):
+                out = Path(args["hyp_dir"])
+                out.mkdir(parents=True, exist_ok=True)
+                name = "hyp.greedy.txt" if label == "greedy" else f"hyp.b{decode.beam_size}.txt"
+                (out / name).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    report = {
+        "run": str(Path(args["run"]).resolve()),
+        "input": str(Path(args["input"]).resolve()),
+        "sentences": len(lines),
+        "threads": torch.get_num_threads(),
+        "repeat": int(args["repeat"]),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "results": rows,
+    }
+    Path(args["json"]).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

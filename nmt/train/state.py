@@ -1,0 +1,164 @@
+"""What exact resume needs besides weights: counters, RNG states, the settings that must not
+change, a fingerprint of the data, and a metrics.csv that continues where the checkpoint is.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nmt.errors import ConfigError, NmtError
+from nmt.train.checkpoint import write_text_atomic
+
+# Settings a resumed run may change: when and how long it trains, validates, saves and logs,
+# how validation decodes, and where it runs. Every other key decides the model, the batches
+# or the optimisation, and changing it would make the resumed run another run.
+MAY_CHANGE = ("train.", "decode.", "device", "threads", "progress", "resume")
+MUST_KEEP = ("train.early_stop_metric",)  # "best" so far was measured with it
+
+
+class DivergedError(NmtError):
+    """Training produced non-finite losses or gradients too many updates in a row."""
+
+
+@dataclass
+class Progress:
+    """Counters that decide validation, checkpoints and stopping; saved in every checkpoint."""
+
+    update: int = 0
+    epoch: int = 0  # 0-based
+    batch: int = 0  # batches of this epoch already consumed (always at an update boundary)
+    best: float | None = None
+    bad_validations: int = 0
+    bad_updates: int = 0  # updates skipped in a row for a non-finite loss or gradient
+    skipped_updates: int = 0  # all updates skipped so far
+    running_loss: float | None = None  # the per-token loss EMA logged to metrics.csv
+    elapsed_s: float = 0.0  # training time before this process started (train.max_minutes)
+    best_kept: list[list[float]] = field(default_factory=list)  # [value, update], keep_best > 1
+    history: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Progress:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def rng_state() -> dict[str, Any]:
+    """The Python, NumPy, torch (and CUDA) generator states, as plain data and tensors."""
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    try:
+        import numpy as np
+    except ImportError:
+        pass
+    else:
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        state["numpy"] = [name, [int(k) for k in keys], int(pos), int(has_gauss), float(gauss)]
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured (CUDA only onto as many devices as were saved)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(state["torch"])
+    if "numpy" in state:
+        try:
+            import numpy as np
+        except ImportError:
+            pass
+        else:
+            name, keys, pos, has_gauss, gauss = state["numpy"]
+            np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        flat: dict[str, Any] = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: tree}
+
+
+def fixed_settings_changed(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """'key (run: old, now: new)' for each setting that differs and may not change on resume.
+
+    Keys the saved config lacks (added to nmt later) cannot have shaped the run and are
+    ignored.
+    """
+    old, new = _flatten(saved), _flatten(current)
+    changed = []
+    for key in old:
+        if key.startswith(MAY_CHANGE) and key not in MUST_KEEP:
+            continue
+        if new.get(key, "<absent>") != old[key]:
+            changed.append(f"{key} (run: {old[key]!r}, now: {new.get(key, '<absent>')!r})")
+    return changed
+
+
+def check_resumable(saved: dict[str, Any], current: dict[str, Any], run_dir: Path) -> None:
+    """Refuse to resume when settings that shape the batches, model or optimiser changed."""
+    changed = fixed_settings_changed(saved, current)
+    if changed:
+        raise ConfigError(
+            f"cannot resume {run_dir}: {len(changed)} setting(s) differ from the run's and "
+            f"would make it another run: {'; '.join(changed)}. Give the run's values (see "
+            f"{run_dir}/config.yaml), or start a new run in another hydra.run.dir; only "
+            "train.* (except early_stop_metric), decode.*, device, threads and progress may "
+            "change"
+        )
+
+
+def data_fingerprint(src: Iterable[str], tgt: Iterable[str]) -> str:
+    """sha256 of the training pairs, to tell on resume whether the corpus has changed."""
+    digest = hashlib.sha256()
+    for s, t in zip(src, tgt, strict=True):
+        digest.update(f"{s}\t{t}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+class MetricsLog:
+    """metrics.csv: a header, then rows appended as training goes; on resume, rows written
+    after the checkpoint (by the run that was killed) are dropped, so none is duplicated."""
+
+    def __init__(self, path: Path, fields: list[str]) -> None:
+        self.path = path
+        self.fields = fields
+
+    def start(self, resume_update: int | None) -> None:
+        """A fresh file (resume_update None), or the existing one cut after resume_update."""
+        out = io.StringIO()
+        writer = csv.DictWriter(out, self.fields, lineterminator="\n")
+        writer.writeheader()
+        if resume_update is not None and self.path.is_file():
+            text = self.path.read_text(encoding="utf-8")
+            complete = text[: text.rfind("\n") + 1]  # a row cut by a kill has no newline
+            for row in csv.DictReader(io.StringIO(complete)):
+                try:
+                    update = int(row.get("update") or "")
+                except ValueError:
+                    continue
+                if update <= resume_update:
+                    writer.writerow({k: row.get(k, "") for k in self.fields})
+        write_text_atomic(self.path, out.getvalue())
+
+    def write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, self.fields, lineterminator="\n").writerow(row)
