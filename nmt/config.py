@@ -121,6 +121,7 @@ class LoopConfig:
     keep_last: int = 3  # keep this many checkpoints/update-NNNNNNN.pt beside last.pt (0 = none)
     keep_best: int = 1  # best.pt; with more, the keep_best best also as best-NNNNNNN.pt
     max_bad_updates: int = 5  # stop after this many non-finite updates in a row (each skipped)
+    dist_timeout_s: float = 300.0  # under torchrun: a rank waiting longer for another fails
 
 
 @dataclass
@@ -179,6 +180,51 @@ class EvaluateRunConfig:
     json: str = ""  # also write the report data here as JSON ("" = don't)
 
 
+@dataclass
+class AnalysisDataConfig:
+    """The test set `nmt-analyze` examines (and an optional dev set to calibrate alpha on)."""
+
+    test_src: str = MISSING  # source sentences, one a line (plain, .gz or .xz)
+    test_ref: str = MISSING  # references, aligned line by line with test_src
+    dev_src: str = ""  # dev set for alpha calibration ("" = no calibration)
+    dev_ref: str = ""
+    max_sentences: int = 0  # analyse only the first N test sentences (0 = all)
+
+
+@dataclass
+class AnalysisConfig:
+    """What `nmt-analyze` computes beyond the core comparison, and its budgets."""
+
+    nbest: int = 0  # hypotheses kept per sentence for the n-best oracle (0 = decode.beam_size)
+    tie_tolerance: float = 1e-6  # score differences within this count as ties (model error)
+    short_ratio: float = 0.5  # an output with fewer tokens than this x reference is "short"
+    sweep_beams: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    sweep_alphas: list[float] = field(default_factory=lambda: [0.0, 0.6, 1.0])
+    exact_sentences: int = 100  # exact search on the first N sentences (0 = off)
+    exact_nodes: int = 5000  # model steps allowed per sentence in exact search
+    exact_seconds: float = 10.0  # wall time allowed per sentence in exact search
+    calibrate_alphas: list[float] = field(
+        default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2]
+    )
+    examples: int = 5  # examples shown per class, worst sentence BLEU first
+    attention_lines: list[int] = field(default_factory=list)  # 1-based ([] = worst per class)
+
+
+@dataclass
+class AnalyzeRunConfig:
+    """Everything `nmt-analyze` needs besides the run directory's own config."""
+
+    run: str = MISSING  # run directory written by nmt-train
+    checkpoint: str = "best"  # best | last | path to a .pt file
+    data: AnalysisDataConfig = field(default_factory=AnalysisDataConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    out: str = ""  # analysis directory ("" = <run>/analysis/<timestamp>)
+    device: str = "auto"
+    threads: int = 0
+    progress: bool = True  # tqdm progress bars on stderr
+
+
 ALLOWED = {
     "model.cell": ("gru", "lstm", "rnn"),
     "attention.type": ("bahdanau", "luong_dot", "luong_general"),
@@ -208,6 +254,7 @@ POSITIVE = (
     "train.log_every",
     "train.keep_best",
     "train.max_bad_updates",
+    "train.dist_timeout_s",
 )
 NON_NEGATIVE = (
     "model.dropout",
@@ -253,3 +300,4 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainRunConfig)
     cs.store(name="translate_schema", node=TranslateRunConfig)
     cs.store(name="evaluate_schema", node=EvaluateRunConfig)
+    cs.store(name="analyze_schema", node=AnalyzeRunConfig)

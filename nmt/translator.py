@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,11 +12,20 @@ from tqdm import tqdm
 
 from nmt.config import DecodeConfig, TrainRunConfig
 from nmt.data.tokenizer import Vocabularies
-from nmt.errors import RunDirError
+from nmt.errors import ConfigError, RunDirError
 from nmt.model import Seq2Seq
 from nmt.search.decode import decode_ids, decode_nbest
-from nmt.train.checkpoint import load_checkpoint
+from nmt.train.checkpoint import load_checkpoint, load_model_state
 from nmt.train.trainer import resolve_device
+
+# Every character str.splitlines() ends a line at. A model can emit one (the byte piece
+# <0x0A> decodes to "\n"), and one would shift every later line of the output file.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """text with each run of line-break characters replaced by one space."""
+    return _LINE_BREAKS.sub(" ", text)
 
 
 def load_run_config(run_dir: Path) -> DictConfig:
@@ -25,7 +35,31 @@ def load_run_config(run_dir: Path) -> DictConfig:
         raise RunDirError(
             f"{run_dir}: no config.yaml; is this a run directory written by nmt-train?"
         )
-    return OmegaConf.merge(OmegaConf.structured(TrainRunConfig), OmegaConf.load(path))
+    try:
+        return OmegaConf.merge(OmegaConf.structured(TrainRunConfig), OmegaConf.load(path))
+    except Exception as err:  # yaml and OmegaConf raise several types for a broken file
+        raise RunDirError(
+            f"{path}: not a config written by nmt-train ({str(err).splitlines()[0]}); "
+            "restore it from the run's .hydra/*/config.yaml or train again"
+        ) from None
+
+
+def usable_device(name: str) -> torch.device:
+    """The torch device `name` (auto | cpu | cuda | cuda:N) if this machine has it."""
+    try:
+        device = resolve_device(name)
+    except RuntimeError as err:
+        raise ConfigError(
+            f"device={name} is not a torch device ({err}); use auto, cpu or cuda"
+        ) from None
+    if device.type == "cuda" and not (
+        torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    ):
+        have = (
+            f"{torch.cuda.device_count()} CUDA devices" if torch.cuda.is_available() else "no CUDA"
+        )
+        raise ConfigError(f"device={name}: this machine has {have}; use device=auto or device=cpu")
+    return device
 
 
 def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
@@ -77,30 +111,26 @@ class Translator:
     ) -> Translator:
         """Load config, SentencePiece models and a checkpoint from a run directory."""
         run_dir = Path(run)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RunDirError(f"{run_dir} is a file; run= takes the directory nmt-train wrote")
         if not run_dir.is_dir():
             raise RunDirError(f"{run_dir}: no such run directory")
         if threads:
             torch.set_num_threads(threads)
         config = load_run_config(run_dir)
         vocabs = Vocabularies.load(run_dir)
-        dev = resolve_device(device)
+        dev = usable_device(device)
         model = Seq2Seq.build(
             config.model, config.attention, vocabs.src.vocab_size, vocabs.tgt.vocab_size
         )
-        state = load_checkpoint(checkpoint_path(run_dir, checkpoint))
-        try:
-            model.load_state_dict(state["model"])
-        except (RuntimeError, KeyError) as err:
-            raise RunDirError(
-                f"{run_dir}: the checkpoint does not fit the model that "
-                f"config.yaml describes: {str(err).splitlines()[0]}"
-            ) from err
+        path = checkpoint_path(run_dir, checkpoint)
+        load_model_state(model, load_checkpoint(path)["model"], path)  # names what differs
         return cls(model.to(dev), vocabs, config, dev)
 
     def translate(
         self, lines: list[str], decode: DecodeConfig | None = None, progress: bool = False
     ) -> list[str]:
-        """One detokenised translation per input line; blank lines stay blank."""
+        """One detokenised translation per input line, itself one line; blank lines stay blank."""
         decode = decode or self.config.decode
         todo = [i for i, line in enumerate(lines) if line.strip()]
         src_ids = self.vocabs.src.encode([lines[i] for i in todo])
@@ -108,7 +138,7 @@ class Translator:
             hyp_ids = decode_ids(self.model, src_ids, decode, self.device, bar.update)
         out = [""] * len(lines)
         for i, hyp in zip(todo, self.vocabs.tgt.decode(hyp_ids), strict=True):
-            out[i] = hyp
+            out[i] = one_line(hyp)
         return out
 
     def translate_nbest(
@@ -124,7 +154,7 @@ class Translator:
         for i, result in zip(todo, results, strict=True):
             ids = result.token_lists()
             out[i] = [
-                Hypothesis(text, score, logprob, tokens)
+                Hypothesis(one_line(text), score, logprob, tokens)
                 for text, score, logprob, tokens in zip(
                     self.vocabs.tgt.decode(ids),
                     result.score.tolist(),

@@ -77,6 +77,17 @@ def test_wheel_in_fresh_venv_finds_configs_and_demo_corpus(tmp_path):
     )
     assert job.returncode == 0, job.stderr
     assert "name: demo" in job.stdout and "cell: gru" in job.stdout
+    for command in ("nmt-translate", "nmt-evaluate", "nmt-analyze"):  # each finds its configs
+        shown = subprocess.run(
+            [bindir / command, "--cfg", "job"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert shown.returncode == 0, (command, shown.stderr)
+        assert "decode:" in shown.stdout or "metrics:" in shown.stdout, (command, shown.stdout)
     assert (
         f"{lines[2]}/train.tsv.gz"
         in subprocess.run(

@@ -8,8 +8,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from nmt.cli import report_errors
+from nmt.cli import hydra_errors, naming, report_errors
 from nmt.config import register_configs
+from nmt.errors import ConfigError
 from nmt.resources import conf_dir
 
 register_configs()
@@ -38,18 +39,30 @@ def attention(cfg: DictConfig) -> tuple[list, Path | None]:
     return maps, checkpoint_path(Path(cfg.run), cfg.checkpoint)
 
 
+def check_outputs(cfg: DictConfig) -> None:
+    """Refuse a report_dir or json path that cannot be written, before anything is scored."""
+    if cfg.report_dir and Path(cfg.report_dir).exists() and not Path(cfg.report_dir).is_dir():
+        raise ConfigError(f"report_dir={cfg.report_dir} is a file; give a directory")
+    if cfg.json and Path(cfg.json).is_dir():
+        raise ConfigError(f"json={cfg.json} is a directory; give a file name")
+
+
+@hydra_errors
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="evaluate")
 @report_errors
 def main(cfg: DictConfig) -> None:
     from nmt.evaluate.report import build_report, summary_text, write_json, write_report
 
+    check_outputs(cfg)
     report = build_report(cfg, *attention(cfg))
     print(summary_text(report.data))
     if cfg.report_dir:
-        written = write_report(report, cfg.report_dir)
+        with naming(cfg.report_dir):
+            written = write_report(report, cfg.report_dir)
         print(f"report: {written['html']} (with report.md and report.json)")
     if cfg.json:
-        write_json(report.data, cfg.json)
+        with naming(cfg.json):
+            write_json(report.data, cfg.json)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 A new run needs a fresh directory; `resume=true hydra.run.dir=RUN` continues the run in RUN
 from its checkpoints/last.pt exactly where it stopped (or starts it there if nothing was
 saved yet). Ctrl-C or SIGTERM saves a checkpoint and exits with status 130 or 143.
+Under torchrun (`torchrun --nproc_per_node=N -m nmt.train …`) each process is one rank of a
+DistributedDataParallel job (nmt/train/distributed.py).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from nmt.cli import report_errors
+from nmt.cli import hydra_errors, report_errors
 from nmt.config import register_configs, validate
 from nmt.errors import ConfigError
 from nmt.resources import conf_dir
@@ -30,9 +33,10 @@ def _explicit_run_dir() -> bool:
     return hydra_cfg.mode != RunMode.RUN or "hydra.run.dir" in given
 
 
+@hydra_errors
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 @report_errors
-def main(cfg: DictConfig) -> float | None:
+def _train(cfg: DictConfig) -> float | None:
     """Train; the run directory is Hydra's output directory. Returns the best score (sweeps)."""
     validate(cfg)
     if cfg.resume and not _explicit_run_dir():
@@ -40,21 +44,39 @@ def main(cfg: DictConfig) -> float | None:
             "resume=true needs hydra.run.dir=RUN_DIR, the run directory to continue (the "
             "default directory is a new, empty one)"
         )
-    from nmt.train.trainer import Trainer  # torch is imported only once the config is valid
+    # torch is imported only once the config is valid
+    from nmt.train.distributed import from_env
+    from nmt.train.trainer import Trainer, resolve_device
+    from nmt.translator import usable_device
 
+    usable_device(cfg.device)  # device=cuda without a GPU: one line, not torch's traceback
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    result = Trainer(cfg, run_dir).fit()
+    with from_env(resolve_device(cfg.device), cfg.train.dist_timeout_s) as dist:
+        result = Trainer(cfg, run_dir, dist).fit()
     if result["signal"]:
         name = signal.Signals(result["signal"]).name
-        print(
-            f"interrupted by {name}: saved {run_dir}/checkpoints/last.pt at update "
-            f"{result['updates']}; continue with the same command and resume=true "
-            f"hydra.run.dir={run_dir}",
-            file=sys.stderr,
-        )
+        if dist.is_main:
+            print(
+                f"interrupted by {name}: saved {run_dir}/checkpoints/last.pt at update "
+                f"{result['updates']}; continue with the same command and resume=true "
+                f"hydra.run.dir={run_dir}",
+                file=sys.stderr,
+            )
         sys.exit(128 + result["signal"])
-    print(f"run directory: {run_dir}")
+    if dist.is_main:
+        print(f"run directory: {run_dir}")
     return result["best"]
+
+
+@report_errors
+def main() -> None:
+    """`nmt-train`; under torchrun, each process first adds the overrides that give all
+    ranks one run directory (nmt/train/distributed.py: torchrun_overrides)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from nmt.train.distributed import torchrun_overrides
+
+        sys.argv += torchrun_overrides(sys.argv[1:], os.environ)
+    _train()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ a file named after the swept keys, e.g. output='hyp.b${decode.beam_size}.a${deco
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from nmt.cli import report_errors
+from nmt.cli import hydra_errors, naming, report_errors
 from nmt.config import register_configs, validate
 from nmt.errors import ConfigError
 from nmt.resources import conf_dir
@@ -35,30 +36,55 @@ def check_output(cfg: DictConfig) -> None:
         )
 
 
+def check_paths(cfg: DictConfig) -> None:
+    """Refuse an output that cannot be a file, or is the input file (writing would destroy it)."""
+    out, src = Path(cfg.output), Path(cfg.input)
+    if cfg.output != "-" and out.is_dir():
+        raise ConfigError(f"output={cfg.output} is a directory; give a file name")
+    files = cfg.output != "-" and cfg.input != "-" and out.exists() and src.exists()
+    if files and os.path.samefile(out, src):
+        raise ConfigError(
+            f"output={cfg.output} is the input file; writing the translations there would "
+            "overwrite the text being translated: choose another output file"
+        )
+
+
+def write_output(path: str, text: str) -> None:
+    """Write the translations to path; a failure (disk full, …) names the file."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with naming(path), open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+@hydra_errors
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="translate")
 @report_errors
 def main(cfg: DictConfig) -> None:
     from nmt.data.corpus import read_lines
-    from nmt.search.decode import check_decode
-    from nmt.translator import Translator, format_nbest
 
     validate(cfg)
-    check_decode(cfg.decode)
     check_output(cfg)
+    check_paths(cfg)
+    # a bad input file is reported at once; standard input is read once the model is loaded
+    lines = read_lines(cfg.input) if cfg.input != "-" else None
+    from nmt.search.decode import check_decode  # torch is imported once the config is valid
+    from nmt.translator import Translator, format_nbest
+
+    check_decode(cfg.decode)
     translator = Translator.from_run(cfg.run, cfg.checkpoint, cfg.device, cfg.threads)
-    lines = read_lines(cfg.input)
-    progress = cfg.output != "-"
+    if lines is None:
+        lines = read_lines(cfg.input)
+    progress = cfg.output != "-" and sys.stderr.isatty()  # a bar is for people, not logs
     if cfg.decode.nbest > 1:
         text = format_nbest(translator.translate_nbest(lines, cfg.decode, progress))
     else:
         text = "".join(h + "\n" for h in translator.translate(lines, cfg.decode, progress))
     if cfg.output == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        with naming("standard output"):
+            sys.stdout.write(text)
+            sys.stdout.flush()
     else:
-        Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
-        with open(cfg.output, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_output(cfg.output, text)
 
 
 if __name__ == "__main__":

@@ -34,16 +34,16 @@ _TOO_LARGE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to 
 
 
 def _sample(sentences: Iterable[str], k: int, seed: int) -> list[str]:
-    """Up to k non-empty sentences (all when k <= 0), a uniform sample when there are more.
+    """Up to k sentences that are not blank (all when k <= 0); a uniform sample if more.
 
     SentencePiece's own sampling (input_sentence_size) is not reproducible across processes
     even after set_random_generator_seed, so we sample with a local seeded generator.
     """
     if k <= 0:
-        return [s for s in sentences if s]
+        return [s for s in sentences if s.strip()]
     rng = random.Random(seed)
     reservoir: list[str] = []
-    for n, line in enumerate(s for s in sentences if s):
+    for n, line in enumerate(s for s in sentences if s.strip()):
         if len(reservoir) < k:
             reservoir.append(line)
         else:
@@ -56,7 +56,10 @@ def _sample(sentences: Iterable[str], k: int, seed: int) -> list[str]:
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mask = os.umask(0o22)
+    os.umask(mask)
     try:
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; the run's other files are not
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -109,7 +112,7 @@ class Tokenizer:
         seed_sentencepiece_size: int | None = None,
         seed: int = 0,
     ) -> Tokenizer:
-        """Train a model on the non-empty sentences, write it to `model_path`, load it.
+        """Train a model on the sentences that are not blank, write it to `model_path`, load it.
 
         With byte fallback any Unicode text encodes without <unk>. The vocabulary may come out
         smaller than `vocab_size` on a small corpus (hard_vocab_limit=False); too small a

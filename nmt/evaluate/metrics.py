@@ -145,6 +145,8 @@ def corpus_scores(
         if isinstance(metrics, MetricSettings)
         else MetricSettings(tuple(metrics), tokenize, lowercase)
     )
+    if "ter" in settings.metrics:
+        _check_ter_lengths(hyps, refs)
     out = {}
     with sacrebleu_seed(seed):
         for name in settings.metrics:
@@ -152,6 +154,22 @@ def corpus_scores(
             score = metric.corpus_score(hyps, [refs], n_bootstrap=n_bootstrap)
             out[name] = _entry(score, metric)
     return out
+
+
+TER_MAX_WORDS = 1000  # TER's edit distance is quadratic: a 1,000-word pair takes ~1 min
+
+
+def _check_ter_lengths(hyps: list[str], refs: list[str]) -> None:
+    """Refuse TER on sentences so long that sacrebleu's TER would run for hours or run out of
+    memory (it is quadratic in the sentence length); BLEU and chrF stay usable."""
+    for i, (hyp, ref) in enumerate(zip(hyps, refs, strict=True), start=1):
+        words = max(len(hyp.split()), len(ref.split()))
+        if words > TER_MAX_WORDS:
+            raise ConfigError(
+                f"line {i:,} has {words:,} words: TER is quadratic in sentence length and "
+                f"refuses sentences over {TER_MAX_WORDS:,} words; score without it: "
+                "metrics=[bleu,chrf]"
+            )
 
 
 def length_stats(hyps: list[str], refs: list[str], settings: MetricSettings) -> dict:

@@ -195,18 +195,18 @@ def _empty_note(name: str, data: dict) -> str:
 # -- Markdown ----------------------------------------------------------------------------------
 
 
-def _md_cell(text: str) -> str:
+def md_cell(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(caption: str, header: list[str], rows: list[list[str]]) -> str:
+def md_table(caption: str, header: list[str], rows: list[list[str]]) -> str:
     lines = [
-        f"**{_md_cell(caption)}**",
+        f"**{md_cell(caption)}**",
         "",
-        "| " + " | ".join(map(_md_cell, header)) + " |",
+        "| " + " | ".join(map(md_cell, header)) + " |",
         "|" + "---|" * len(header),
     ]
-    lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows]
+    lines += ["| " + " | ".join(map(md_cell, row)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -217,7 +217,7 @@ def markdown(data: dict) -> str:
     for name, title in SECTIONS.items():
         parts.append(f"## {title}\n")
         if name == "manifest":
-            parts.append(_md_table(MANIFEST, ["item", "value"], _manifest_rows(data["manifest"])))
+            parts.append(md_table(MANIFEST, ["item", "value"], _manifest_rows(data["manifest"])))
             parts.append(
                 "Configuration:\n\n```json\n"
                 + json.dumps(data["manifest"]["config"], indent=2, ensure_ascii=False)
@@ -229,12 +229,12 @@ def markdown(data: dict) -> str:
         if name == "attention":
             for a in data["attention"]:
                 parts.append(
-                    f"**Line {a['line']}** ({_md_cell(a['note'])}): {_md_cell(a['source'])}"
-                    f" → {_md_cell(a['output'])}\n"
+                    f"**Line {a['line']}** ({md_cell(a['note'])}): {md_cell(a['source'])}"
+                    f" → {md_cell(a['output'])}\n"
                 )
                 if a["image"]:
                     parts.append(f"![attention, line {a['line']}]({a['image']})\n")
-        parts += [_md_table(*t) for t in tables[name]]
+        parts += [md_table(*t) for t in tables[name]]
         if not tables[name] and not (name == "attention" and data["attention"]):
             parts.append(_empty_note(name, data) + "\n")
     return "\n".join(parts)
@@ -266,7 +266,7 @@ figcaption{font-size:13px;color:#57606a;margin-bottom:6px}
 """
 
 
-def _esc(text) -> str:
+def esc(text) -> str:
     return _html.escape(str(text), quote=True)
 
 
@@ -280,9 +280,9 @@ def _is_number(text: str) -> bool:
     return _NUMBER.fullmatch(text) is not None
 
 
-def _html_table(caption: str, header: list[str], rows: list[list[str]], mono: bool = False) -> str:
-    out = [f"<table><caption>{_esc(caption)}</caption><thead><tr>"]
-    out += [f"<th>{_esc(h)}</th>" for h in header] + ["</tr></thead><tbody>"]
+def html_table(caption: str, header: list[str], rows: list[list[str]], mono: bool = False) -> str:
+    out = [f"<table><caption>{esc(caption)}</caption><thead><tr>"]
+    out += [f"<th>{esc(h)}</th>" for h in header] + ["</tr></thead><tbody>"]
     for row in rows:
         cells = []
         for cell in row:
@@ -291,59 +291,57 @@ def _html_table(caption: str, header: list[str], rows: list[list[str]], mono: bo
             if cell.endswith(" *)"):
                 cls += " sig"
             cells.append(
-                f'<td class="{cls.strip()}">{_esc(cell)}</td>'
+                f'<td class="{cls.strip()}">{esc(cell)}</td>'
                 if cls.strip()
-                else f"<td>{_esc(cell)}</td>"
+                else f"<td>{esc(cell)}</td>"
             )
         out.append("<tr>" + "".join(cells) + "</tr>")
     return "".join(out) + "</tbody></table>"
 
 
-def _img(path: Path | None, alt: str) -> str:
+def img(path: Path | None, alt: str) -> str:
     if path is None or not Path(path).is_file():
-        return f'<p class="note">{_esc(alt)}: image missing</p>'
+        return f'<p class="note">{esc(alt)}: image missing</p>'
     encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{encoded}">'
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{encoded}">'
 
 
 def html(data: dict, images: dict[str, Path] | None = None) -> str:
     """The report as one HTML page; images maps the file names in data to PNG paths."""
     images = images or {}
     tables = _tables(data)
-    nav = "".join(f'<a href="#{k}">{_esc(v)}</a>' for k, v in SECTIONS.items())
+    nav = "".join(f'<a href="#{k}">{esc(v)}</a>' for k, v in SECTIONS.items())
     body = []
     for name, title in SECTIONS.items():
-        parts = [f'<section id="{name}"><h2>{_esc(title)}</h2>']
+        parts = [f'<section id="{name}"><h2>{esc(title)}</h2>']
         if name == "training" and data["training"] and data["training"]["curves"]:
             curves = data["training"]["curves"]
-            parts.append(f"<figure>{_img(images.get(curves), 'training curves')}</figure>")
+            parts.append(f"<figure>{img(images.get(curves), 'training curves')}</figure>")
         if name == "attention":
             for a in data["attention"]:
                 parts.append(
-                    f"<figure><figcaption>Line {a['line']} ({_esc(a['note'])}):<br>"
-                    f"<b>source</b> {_esc(a['source'])}<br><b>output</b> {_esc(a['output'])}"
-                    f"</figcaption>{_img(images.get(a['image']), 'attention, line ' + str(a['line']))}"
+                    f"<figure><figcaption>Line {a['line']} ({esc(a['note'])}):<br>"
+                    f"<b>source</b> {esc(a['source'])}<br><b>output</b> {esc(a['output'])}"
+                    f"</figcaption>{img(images.get(a['image']), 'attention, line ' + str(a['line']))}"
                     "</figure>"
                 )
         if name == "manifest":
             parts.append(
-                _html_table(
-                    MANIFEST, ["item", "value"], _manifest_rows(data["manifest"]), mono=True
-                )
+                html_table(MANIFEST, ["item", "value"], _manifest_rows(data["manifest"]), mono=True)
             )
             config = json.dumps(data["manifest"]["config"], indent=2, ensure_ascii=False)
             parts.append(
-                f"<details><summary>configuration</summary><pre>{_esc(config)}</pre></details>"
+                f"<details><summary>configuration</summary><pre>{esc(config)}</pre></details>"
             )
             if data["manifest"]["run"]:
                 run_cfg = json.dumps(data["manifest"]["run"]["config"], indent=2)
                 parts.append(
                     "<details><summary>run configuration</summary>"
-                    f"<pre>{_esc(run_cfg)}</pre></details>"
+                    f"<pre>{esc(run_cfg)}</pre></details>"
                 )
-        parts += [_html_table(*t) for t in tables[name]]
+        parts += [html_table(*t) for t in tables[name]]
         if not tables[name] and not (name == "attention" and data["attention"]):
-            parts.append(f'<p class="note">{_esc(_empty_note(name, data))}</p>')
+            parts.append(f'<p class="note">{esc(_empty_note(name, data))}</p>')
         body.append("".join(parts) + "</section>")
     first = data["systems"][0]
     headline = " · ".join(
@@ -351,9 +349,9 @@ def html(data: dict, images: dict[str, Path] | None = None) -> str:
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>nmt evaluation: {_esc(data['hyp'])}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{_esc(_title(data))}</h1>"
-        f"<p>{_esc(headline)} · {data['sentences']:,} sentences · "
-        f"{_esc(data['manifest']['created'])}</p></header><nav>{nav}</nav>"
+        f"<title>nmt evaluation: {esc(data['hyp'])}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{esc(_title(data))}</h1>"
+        f"<p>{esc(headline)} · {data['sentences']:,} sentences · "
+        f"{esc(data['manifest']['created'])}</p></header><nav>{nav}</nav>"
         f"<main>{''.join(body)}</main></body></html>\n"
     )

@@ -70,11 +70,14 @@ def beam_search(
     beam_size: int,
     nbest: int = 1,
     min_len: int = 0,
+    trace: list[tuple[Tensor, Tensor, Tensor]] | None = None,
 ) -> SearchResult:
     """The nbest highest-scoring hypotheses of each sentence of src: (B, S), src_len: (B,).
 
     max_len: (B,) length limit per sentence (T, EOS included); EOS is not allowed at
-    positions before min_len. Returns B·nbest rows, sentence-major, best first.
+    positions before min_len. Returns B·nbest rows, sentence-major, best first. A `trace`
+    list, if given, gets the live beam after each step t as (sentence (B',), tokens (B'·K,
+    t), log P (B'·K,)), slots best first, for error analysis.
     """
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"beam_search needs 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
@@ -114,6 +117,8 @@ def beam_search(
         reachable = scorer.bound(live_lp[:, 0], shortest, limit)  # (B,)
         done = last | (reachable <= finished.kept[beam.sentence, -1])
         beam = _next_beam(beam, cand, live_lp, pick, state, ~done, k)
+        if trace is not None:
+            trace.append((beam.sentence, beam.tokens, beam.logprob))
     return _collect(finished, batch, nbest, int(max_len.max()), src.size(1))
 
 

@@ -1,4 +1,5 @@
-"""Greedy decoding, batched: at each step every unfinished sentence takes its argmax."""
+"""Greedy decoding, batched: at each step every unfinished sentence takes its argmax;
+finished sentences leave the batch."""
 
 from __future__ import annotations
 
@@ -78,36 +79,41 @@ def greedy_search(
     scorer = scorer or Scorer()
     enc = model.encode(src, src_len)
     state = model.init_state(enc)
-    batch = src.size(0)
-    y = src.new_full((batch,), BOS_ID)
-    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    logprob = torch.zeros(batch, device=src.device)
-    lengths = torch.zeros(batch, dtype=torch.long, device=src.device)
-    tokens, token_lps, attns = [], [], []
-    never = NEVER_OUTPUT.to(src.device)
+    batch, device = src.size(0), src.device
+    logprob = torch.zeros(batch, device=device)
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)
+    active = torch.arange(batch, device=device)  # (B',) sentences still decoding
+    y = src.new_full((batch,), BOS_ID)  # (B',)
+    never = NEVER_OUTPUT.to(device)
+    steps = []  # per step: (active (B',), token (B',), its log P (B',), attention (B', S))
     for t in range(int(max_len.max())):
-        log_probs, state, attn = model.step(enc, state, y)  # (B, V), _, (B, S)
+        log_probs, state, attn = model.step(enc, state, y)  # (B', V), _, (B', S)
         # PAD and BOS are never outputs; the chosen token keeps the model's own log-prob,
         # so the sum equals model.score() of the same sequence.
         log_probs = log_probs.index_fill(1, never, float("-inf"))
         if t + 1 < min_len:
             log_probs[:, EOS_ID] = float("-inf")
-        best_lp, y = log_probs.max(-1)
-        y = y.masked_fill(finished, PAD_ID)
-        best_lp = best_lp.masked_fill(finished, 0.0)
-        logprob += best_lp
-        lengths += (~finished).long()
-        tokens.append(y)
-        token_lps.append(best_lp)
-        attns.append(attn.masked_fill(finished.unsqueeze(1), 0.0))
-        finished |= (y == EOS_ID) | (max_len <= t + 1)
-        if bool(finished.all()):
-            break
+        best_lp, y = log_probs.max(-1)  # (B',)
+        steps.append((active, y, best_lp, attn))
+        logprob[active] += best_lp
+        lengths[active] += 1
+        done = (y == EOS_ID) | (max_len[active] <= t + 1)  # (B',)
+        if bool(done.any()):  # finished sentences leave the batch: no more steps for them
+            keep = (~done).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            active, y = active[keep], y[keep]
+            enc, state = enc.select(keep), state.select(keep)
+    tokens = src.new_full((batch, len(steps)), PAD_ID)
+    token_lps = torch.zeros(batch, len(steps), device=device)
+    attns = torch.zeros(batch, len(steps), src.size(1), device=device)
+    for t, (rows, token, token_lp, attn) in enumerate(steps):
+        tokens[rows, t], token_lps[rows, t], attns[rows, t] = token, token_lp, attn
     return SearchResult(
-        torch.stack(tokens, dim=1),  # (B, T)
+        tokens,  # (B, T)
         lengths,
         logprob,
-        torch.stack(attns, dim=1),  # (B, T, S)
+        attns,  # (B, T, S)
         scorer.objective(logprob, lengths),
-        torch.stack(token_lps, dim=1),  # (B, T)
+        token_lps,  # (B, T)
     )

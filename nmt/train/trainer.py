@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import signal
 import time
 from pathlib import Path
 
@@ -21,12 +22,13 @@ from tqdm import tqdm
 
 from nmt import PAD_ID
 from nmt.data.batching import Batch, TokenBatchSampler, make_batch
-from nmt.errors import RunDirError
+from nmt.errors import ConfigError, RunDirError
 from nmt.model import Seq2Seq
 from nmt.search.decode import decode_ids
 from nmt.train.checkpoint import CheckpointDir, load_checkpoint, load_model_state
 from nmt.train.checkpoint import write_text_atomic as _write_text
 from nmt.train.dataset import EncodedSplit, prepare_data
+from nmt.train.distributed import Distributed
 from nmt.train.signals import StopSignals
 from nmt.train.state import (
     DivergedError,
@@ -71,23 +73,29 @@ class Trainer:
 
     With `cfg.resume` it continues from the run directory's checkpoints/last.pt (or starts
     there afresh if none was saved yet); without, it refuses a directory holding checkpoints.
+    Under torchrun, `dist` is this process's rank (nmt/train/distributed.py says how the
+    work is shared); rank 0 alone writes the run directory.
     """
 
-    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+    def __init__(self, cfg: DictConfig, run_dir: Path, dist: Distributed | None = None) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
+        self.dist = dist or Distributed(resolve_device(cfg.device))
+        self.share = self.dist.share(cfg.optim.accumulate)  # batches of an update on this rank
         loop = cfg.train
         self.checkpoints = CheckpointDir(run_dir / "checkpoints", loop.keep_last, loop.keep_best)
         resume_state = self._resume_state()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.checkpoints.remove_temporary()
-        _write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        if self.dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self.checkpoints.remove_temporary()
+            _write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = resolve_device(cfg.device)
-        self.vocabs, self.train_data, self.valid_data = prepare_data(cfg.data, run_dir)
+        self.device = self.dist.device
+        with self.dist.main_first():  # rank 0 trains SentencePiece; the others load its models
+            self.vocabs, self.train_data, self.valid_data = prepare_data(cfg.data, run_dir)
         self.data_sha256 = data_fingerprint(self.train_data.src_text, self.train_data.tgt_text)
         self.model = Seq2Seq.build(
             cfg.model, cfg.attention, self.vocabs.src.vocab_size, self.vocabs.tgt.vocab_size
@@ -103,12 +111,21 @@ class Trainer:
             shuffle=True,
             seed=cfg.seed,
         )
+        if len(self.sampler) < cfg.optim.accumulate:
+            raise ConfigError(
+                f"an epoch of the training data holds {len(self.sampler)} batches of "
+                f"data.batch_tokens={cfg.data.batch_tokens}, fewer than one update needs "
+                f"(optim.accumulate={cfg.optim.accumulate}): lower either"
+            )
         self.progress = Progress()
         if resume_state is not None:
             self._restore(resume_state)
+        self.net = self.dist.wrap(self.model)  # what trains: DDP around the model under torchrun
         self.metrics = MetricsLog(run_dir / "metrics.csv", METRICS_FIELDS)
-        self.metrics.start(self.progress.update if resume_state is not None else None)
+        if self.dist.is_main:
+            self.metrics.start(self.progress.update if resume_state is not None else None)
         self.saved_update: int | None = self.progress.update if resume_state else None
+        self.interrupted: int | None = None  # the signal that stopped training, on any rank
 
     def _resume_state(self) -> dict | None:
         """The checkpoint to continue from, None for a new run; refuse to overwrite a run."""
@@ -155,7 +172,10 @@ class Trainer:
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.progress = p = Progress.from_dict(state["progress"])
-        if "rng" in state:
+        ranks = state.get("rng_ranks", [])  # every rank's generators, from a torchrun run
+        if len(ranks) == self.dist.world_size:
+            set_rng_state(ranks[self.dist.rank])
+        elif "rng" in state:
             set_rng_state(state["rng"])
         else:
             log.warning("%s has no RNG state (older nmt): the resumed run is not exact", last)
@@ -212,20 +232,20 @@ class Trainer:
         bar = tqdm(
             total=total,
             initial=p.update,
-            disable=not self.cfg.progress,
+            disable=not self.cfg.progress or not self.dist.is_main,
             unit="upd",
             dynamic_ncols=True,
         )
         self._window = (0, time.monotonic())
-        stop = self._limit_reached()
         self.model.train()
         with StopSignals() as signals:
             try:
+                stop = self._should_stop(signals)
                 while stop is None:
                     stop = self._epoch(bar, signals)
             finally:
                 bar.close()
-        if signals.received:
+        if self.interrupted:
             if self.saved_update != p.update:
                 self._save(best=False)
             log.warning("%s: saved %s at update %d", stop, self.checkpoints.last, p.update)
@@ -237,7 +257,7 @@ class Trainer:
             "best": p.best,
             "updates": p.update,
             "history": p.history,
-            "signal": signals.received,
+            "signal": self.interrupted,
         }
 
     def _epoch(self, bar: tqdm, signals: StopSignals) -> str | None:
@@ -245,28 +265,40 @@ class Trainer:
         p, accumulate = self.progress, self.cfg.optim.accumulate
         self.sampler.set_epoch(p.epoch)
         batches = self.sampler.batches()
-        losses: list[tuple[float, int]] = []  # (summed loss, tokens) since the last update
-        while p.batch < len(batches):
-            batch = self._batch(self.train_data, batches[p.batch])
-            p.batch += 1
-            loss = self._loss(batch, self.cfg.optim.label_smoothing)
-            (loss / (batch.ntokens * accumulate)).backward()
-            losses.append((loss.item(), batch.ntokens))
-            if len(losses) < accumulate:
-                continue
-            if self._step(losses):
+        # the last batches, too few for a whole update, are left out: epochs start clean
+        while p.batch + accumulate <= len(batches):
+            mine = self.dist.shard(batches[p.batch : p.batch + accumulate])
+            p.batch += accumulate
+            losses = [self._backward(b, last=k == len(mine) - 1) for k, b in enumerate(mine)]
+            if self._step(self.dist.unshard(losses)):  # every rank's (loss, tokens), in order
                 bar.update(1)
                 self._after_update()
-            losses = []
-            if signals.received:
-                return f"interrupted by {signals.name}"
-            if stop := self._limit_reached():
+            if stop := self._should_stop(signals):
                 return stop
-        # an accumulation the epoch could not complete is dropped: epochs start clean
-        self.optimizer.zero_grad(set_to_none=True)
         p.epoch, p.batch = p.epoch + 1, 0
         if self.cfg.train.max_epochs and p.epoch >= self.cfg.train.max_epochs:
             return f"reached train.max_epochs={self.cfg.train.max_epochs}"
+        return None
+
+    def _backward(self, index: list[int], last: bool) -> tuple[float, int]:
+        """Add one batch's gradient, scaled so that the update's (summed, and averaged over
+        the ranks by DDP) is the mean of its batches' per-token gradients; (summed loss, tokens).
+        """
+        batch = self._batch(self.train_data, index)
+        with self.dist.no_sync(self.net, last):  # DDP all-reduces at an update's last batch
+            loss = self._loss(batch, self.cfg.optim.label_smoothing)
+            (loss / (batch.ntokens * self.share)).backward()
+        return loss.item(), batch.ntokens
+
+    def _should_stop(self, signals: StopSignals) -> str | None:
+        """Why training stops after this update, or None; all ranks agree."""
+        limit = self._limit_reached()
+        signum, limited = self.dist.max(signals.received or 0, limit is not None)
+        if signum:
+            self.interrupted = int(signum)
+            return f"interrupted by {signal.Signals(self.interrupted).name}"
+        if limited:
+            return limit or "another rank reached train.max_minutes"
         return None
 
     def _step(self, losses: list[tuple[float, int]]) -> bool:
@@ -327,7 +359,7 @@ class Trainer:
     def _after_update(self) -> None:
         """Log, validate and save as the counters say; a checkpoint follows the rows it covers."""
         p, loop = self.progress, self.cfg.train
-        if p.update % loop.log_every == 0:
+        if p.update % loop.log_every == 0 and self.dist.is_main:
             tokens, since = self._window
             rate = tokens / max(time.monotonic() - since, 1e-9)
             self.metrics.write(
@@ -340,10 +372,14 @@ class Trainer:
                 )
             )
             self._window = (0, time.monotonic())
+        paused = time.monotonic()
         if p.update % loop.valid_every == 0:
             self._validate()
         elif loop.save_every and p.update % loop.save_every == 0:
             self._save(best=False)
+        # tokens/s counts training time only: validation and saving are left out of the window
+        tokens, since = self._window
+        self._window = (tokens, since + time.monotonic() - paused)
 
     def _elapsed(self) -> float:
         return time.monotonic() - self._start
@@ -365,7 +401,8 @@ class Trainer:
 
     def _loss(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
         """Summed token cross-entropy over the batch; padding never counts."""
-        logits = self.model(batch.src, batch.src_len, batch.tgt)  # (B, T, V)
+        net = self.net if self.model.training else self.model  # DDP only where gradients sync
+        logits = net(batch.src, batch.src_len, batch.tgt)  # (B, T, V)
         return F.cross_entropy(
             logits.flatten(0, 1).float(),
             batch.tgt.flatten(),
@@ -390,24 +427,27 @@ class Trainer:
             self.cfg.data.batch_tokens,
             shuffle=False,
         )
-        for index in sampler:
+        for index in self.dist.shard(list(sampler)):
             batch = self._batch(self.valid_data, index)
             total += self._loss(batch, 0.0).item()
             tokens += batch.ntokens
         self.model.train()
+        total, tokens = self.dist.sum(total, tokens)
         return total / max(tokens, 1)
 
     def _validate(self) -> None:
         """Perplexity and greedy BLEU on the validation set; save last/best; early stopping."""
         p, loop = self.progress, self.cfg.train
         nll = self._valid_nll()
-        hyps = self.vocabs.tgt.decode(
-            decode_ids(self.model, self.valid_data.src, self.cfg.decode, self.device)
+        mine = decode_ids(
+            self.model, self.dist.shard(self.valid_data.src), self.cfg.decode, self.device
         )
+        hyps = self.vocabs.tgt.decode(self.dist.unshard(mine))
         bleu = sacrebleu.corpus_bleu(hyps, [self.valid_data.tgt_text]).score
-        out_dir = self.run_dir / "valid"
-        out_dir.mkdir(exist_ok=True)
-        (out_dir / f"update-{p.update:07d}.txt").write_text("".join(h + "\n" for h in hyps))
+        if self.dist.is_main:
+            out_dir = self.run_dir / "valid"
+            out_dir.mkdir(exist_ok=True)
+            (out_dir / f"update-{p.update:07d}.txt").write_text("".join(h + "\n" for h in hyps))
         ppl = math.exp(min(nll, 50))
         value = bleu if loop.early_stop_metric == "bleu" else -ppl
         improved = p.best is None or value > p.best
@@ -422,9 +462,10 @@ class Trainer:
             self.scheduler.step(bleu if loop.early_stop_metric == "bleu" else ppl)
         elapsed = self._elapsed()
         p.history.append({"update": p.update, "epoch": p.epoch, "ppl": ppl, "bleu": bleu})
-        self.metrics.write(
-            self._row(split="valid", loss=nll, ppl=ppl, bleu=bleu, elapsed_s=elapsed)
-        )
+        if self.dist.is_main:
+            self.metrics.write(
+                self._row(split="valid", loss=nll, ppl=ppl, bleu=bleu, elapsed_s=elapsed)
+            )
         log.info(
             "update %d epoch %d: valid ppl %.2f BLEU %.2f lr %.2e%s (%.0fs)",
             p.update,
@@ -440,13 +481,18 @@ class Trainer:
     def _save(self, best: bool) -> None:
         p = self.progress
         p.elapsed_s = self._elapsed()
+        rngs = self.dist.gather(rng_state())  # each rank resumes its own dropout stream
+        if not self.dist.is_main:  # rank 0 writes the checkpoint
+            self.saved_update = p.update
+            return
         state = {
             "format": 2,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "progress": p.as_dict(),
-            "rng": rng_state(),
+            "rng": rngs[0],
+            **({"rng_ranks": rngs} if self.dist.active else {}),
             "data": {
                 "train_sha256": self.data_sha256,
                 "train_pairs": len(self.train_data),

@@ -18,14 +18,12 @@ def toy_overrides(folder: Path, n: int = 24) -> list[str]:
     return [*files_overrides(folder / "data", train, train), *FAST]
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory) -> Path:
-    """A toy run directory written by nmt-train (a few seconds); never modified by tests."""
-    tmp = tmp_path_factory.mktemp("reliability")
-    run = tmp / "run"
+def train_toy_run(folder: Path) -> Path:
+    """Train a toy run in folder/run through nmt-train (a few seconds); return its path."""
+    run = folder / "run"
     proc = run_cli(
         "train",
-        *toy_overrides(tmp, 12),
+        *toy_overrides(folder, 12),
         "train.max_updates=40",
         "train.valid_every=40",
         "train.max_epochs=0",
@@ -33,3 +31,9 @@ def trained_run(tmp_path_factory) -> Path:
     )
     assert proc.returncode == 0, proc.stderr
     return run
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A toy run directory written by nmt-train; never modified by tests."""
+    return train_toy_run(tmp_path_factory.mktemp("reliability"))

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from nmt.config import AttentionConfig, ModelConfig, TrainRunConfig
 from nmt.data.tokenizer import Tokenizer, Vocabularies
 from nmt.model import Seq2Seq
-from nmt.translator import Translator
+from nmt.translator import Translator, one_line
 from tests.helpers import toy_pairs
 
 # Lines as read_lines gives them: no "\n" (it ends lines), no surrogates (not UTF-8).
@@ -59,11 +59,6 @@ def test_every_input_line_gets_exactly_one_output(translator, lines):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nmt/translator.py passes line breaks the model emits (byte piece <0x0A>) into "
-    "its output; Translator.translate must replace them (e.g. by a space)",
-)
 def test_output_lines_never_contain_a_line_break(translator):
     # the model is biased towards the byte piece that decodes to "\n"
     newline = translator.vocabs.tgt.sp.piece_to_id("<0x0A>")
@@ -75,6 +70,14 @@ def test_output_lines_never_contain_a_line_break(translator):
         with torch.no_grad():
             translator.model.decoder.output.bias[newline] -= 100.0
     assert len("".join(o + "\n" for o in out).splitlines()) == 2, out
+
+
+@SETTINGS
+@given(text=st.text(max_size=20))
+def test_one_line_leaves_nothing_str_splitlines_would_split(text):
+    has_break = len((text + ".").splitlines()) > 1
+    assert len((one_line(text) + ".").splitlines()) == 1
+    assert (one_line(text) != text) == has_break
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from nmt import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from nmt.model.decoder import DecoderState, EncoderOutput
 from nmt.search import Scorer, beam_search, greedy_search
 from nmt.search.greedy import max_lengths
+from tests.bigram import BigramModel
 from tests.conftest import padded, tiny_model
 
 SRC = [[5, 6, 7, 8, 9, 10, EOS_ID], [11, 12, EOS_ID], [13, EOS_ID], [5, 5, 5, 5, EOS_ID]]
@@ -194,29 +194,6 @@ def test_nbest_is_sorted_by_score_and_distinct():
         assert torch.all(scores[:-1] >= scores[1:])
         hyps = [tuple(h) for h in beam.token_lists()[i * 6 : i * 6 + 6]]
         assert len(set(hyps)) == 6
-
-
-class BigramModel(torch.nn.Module):
-    """A stand-in for Seq2Seq whose next-token distribution depends on the previous token only."""
-
-    def __init__(self, probs: dict[int, dict[int, float]], vocab: int = 7) -> None:
-        super().__init__()
-        table = torch.full((vocab, vocab), 1e-6)
-        for prev, row in probs.items():
-            for token, p in row.items():
-                table[prev, token] = p
-        self.table = (table / table.sum(1, keepdim=True)).log()  # (V, V): row = previous token
-
-    def encode(self, src, src_len):
-        zeros = torch.zeros(src.size(0), src.size(1), 1)
-        return EncoderOutput(zeros, zeros, src != PAD_ID, torch.zeros(src.size(0), 1))
-
-    def init_state(self, enc):
-        return DecoderState(torch.zeros(1, enc.memory.size(0), 1), None, None)
-
-    def step(self, enc, state, y_prev):
-        attn = enc.mask.float() / enc.mask.sum(1, keepdim=True)  # (B, S)
-        return self.table[y_prev], state, attn
 
 
 def test_search_goes_on_after_the_top_hypothesis_ends_when_a_longer_one_can_win():
