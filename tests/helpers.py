@@ -98,3 +98,21 @@ def run_cli(
         proc.stdout.decode("utf-8", "backslashreplace"),
         proc.stderr.decode("utf-8", "backslashreplace"),
     )
+
+
+def train_toy_run(folder: Path, *overrides: str, pairs: int = 12) -> Path:
+    """Train a model on `toy_pairs(pairs)` through nmt-train into folder/run; return the run.
+
+    The corpus is written to folder/data (train = valid); overrides set the length of
+    training and anything else the caller needs.
+    """
+    train = write_parallel(folder / "data", "train", toy_pairs(pairs))
+    run = folder / "run"
+    proc = run_cli(
+        "train",
+        *files_overrides(folder / "data", train, train),
+        *overrides,
+        f"hydra.run.dir={run}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    return run

@@ -8,25 +8,15 @@ import pytest
 
 from nmt.analysis.analyze import read_pair
 from nmt.errors import DataError
-from tests.helpers import files_overrides, run_cli, toy_pairs, write_parallel
+from tests.helpers import run_cli, toy_pairs, train_toy_run, write_parallel
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A toy model trained for a few updates (the analysis needs a model, not a good one)."""
     tmp = tmp_path_factory.mktemp("analyze")
-    train = write_parallel(tmp / "data", "train", toy_pairs(12))
-    test = write_parallel(tmp / "data", "test", toy_pairs(8, seed=5))
-    run = tmp / "run"
-    proc = run_cli(
-        "train",
-        *files_overrides(tmp / "data", train, train),
-        "train.max_epochs=2",
-        "train.valid_every=2",
-        f"hydra.run.dir={run}",
-    )
-    assert proc.returncode == 0, proc.stderr
-    return run, test
+    run = train_toy_run(tmp, "train.max_epochs=2", "train.valid_every=2")
+    return run, write_parallel(tmp / "data", "test", toy_pairs(8, seed=5))
 
 
 def test_analyze_writes_sentences_summary_and_a_self_contained_report(trained_run):

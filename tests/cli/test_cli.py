@@ -8,25 +8,15 @@ import pytest
 import sacrebleu
 
 from nmt.translator import Translator
-from tests.helpers import files_overrides, run_cli, toy_pairs, write_parallel
+from tests.helpers import files_overrides, run_cli, toy_pairs, train_toy_run, write_parallel
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A toy model trained through nmt-train itself (about 20 s)."""
     tmp = tmp_path_factory.mktemp("cli")
-    pairs = toy_pairs(12)
-    train = write_parallel(tmp / "data", "train", pairs)
-    run = tmp / "run"
-    proc = run_cli(
-        "train",
-        *files_overrides(tmp / "data", train, train),
-        "train.max_updates=150",
-        "train.valid_every=150",
-        f"hydra.run.dir={run}",
-    )
-    assert proc.returncode == 0, proc.stderr
-    return run, pairs
+    run = train_toy_run(tmp, "train.max_updates=150", "train.valid_every=150")
+    return run, toy_pairs(12)
 
 
 def test_misspelt_config_key_fails_naming_the_key():

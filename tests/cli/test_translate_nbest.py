@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from nmt.config import DecodeConfig
 from nmt.translator import Translator
-from tests.helpers import files_overrides, run_cli, toy_pairs, write_parallel
+from tests.helpers import run_cli, toy_pairs, train_toy_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -18,20 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 def trained_run(tmp_path_factory):
     """A toy model trained by nmt-train, validating with beam search (a few seconds)."""
     tmp = tmp_path_factory.mktemp("nbest")
-    pairs = toy_pairs(12)
-    train = write_parallel(tmp / "data", "train", pairs)
-    run = tmp / "run"
-    proc = run_cli(
-        "train",
-        *files_overrides(tmp / "data", train, train),
-        "train.max_epochs=20",
-        "train.valid_every=20",
-        "decode=beam",
-        "decode.beam_size=3",
-        f"hydra.run.dir={run}",
+    run = train_toy_run(
+        tmp, "train.max_epochs=20", "train.valid_every=20", "decode=beam", "decode.beam_size=3"
     )
-    assert proc.returncode == 0, proc.stderr
-    return run, pairs
+    return run, toy_pairs(12)
 
 
 def test_training_validates_with_the_configured_beam(trained_run):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import files_overrides, run_cli, toy_pairs, write_parallel
+from tests.helpers import files_overrides, toy_pairs, train_toy_run, write_parallel
 
 # One torch thread: the toy model is faster so, and timings do not collapse on a busy machine.
 FAST = ("threads=1", "progress=false", "device=cpu")
@@ -18,22 +18,14 @@ def toy_overrides(folder: Path, n: int = 24) -> list[str]:
     return [*files_overrides(folder / "data", train, train), *FAST]
 
 
-def train_toy_run(folder: Path) -> Path:
+def train_reliability_run(folder: Path) -> Path:
     """Train a toy run in folder/run through nmt-train (a few seconds); return its path."""
-    run = folder / "run"
-    proc = run_cli(
-        "train",
-        *toy_overrides(folder, 12),
-        "train.max_updates=40",
-        "train.valid_every=40",
-        "train.max_epochs=0",
-        f"hydra.run.dir={run}",
+    return train_toy_run(
+        folder, *FAST, "train.max_updates=40", "train.valid_every=40", "train.max_epochs=0"
     )
-    assert proc.returncode == 0, proc.stderr
-    return run
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A toy run directory written by nmt-train; never modified by tests."""
-    return train_toy_run(tmp_path_factory.mktemp("reliability"))
+    return train_reliability_run(tmp_path_factory.mktemp("reliability"))

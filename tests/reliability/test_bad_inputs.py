@@ -439,10 +439,10 @@ def main() -> int:
     """Run every row (a toy model is trained first) and print the markdown table."""
     import tempfile
 
-    from tests.reliability.conftest import train_toy_run
+    from tests.reliability.conftest import train_reliability_run
 
     with tempfile.TemporaryDirectory() as tmp:
-        run = train_toy_run(Path(tmp) / "toy")
+        run = train_reliability_run(Path(tmp) / "toy")
         start = time.perf_counter()
         outcomes = run_rows(ROWS, Path(tmp), run)
         print(markdown(ROWS, outcomes, run))
