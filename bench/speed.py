@@ -333,16 +333,7 @@ def decode(a: dict, work: Path) -> dict:
             "checkpoint=last",
         ]
         res = timed_run(cmd, work / "runs" / f"ours-decode-{r}.log", threads)
-        rows = json.loads((work / "runs" / f"ours-decode-{r}.json").read_text())["results"]
-        res.update(
-            side="ours",
-            repeat=r,
-            sentences_per_s={
-                "greedy": rows[0]["sentences_per_s"],
-                "beam5": rows[1]["sentences_per_s"],
-            },
-        )
-        runs.append(res)
+        runs.append(_decode_record(res, "ours", r, work / "runs" / f"ours-decode-{r}.json"))
         print(f"decode ours #{r}: {res['sentences_per_s']}, load {res['load_start']}", flush=True)
         hyp = work / "hyps" / f"joey-{r}"
         config = joey_config(work, work / "runs" / "joey-budget", test=joey_test)
@@ -357,16 +348,7 @@ def decode(a: dict, work: Path) -> dict:
             str(threads),
         ]
         res = timed_run(cmd, work / "runs" / f"joey-decode-{r}.log", threads)
-        rows = json.loads(out.read_text())["results"]
-        res.update(
-            side="joeynmt",
-            repeat=r,
-            sentences_per_s={
-                "greedy": rows[0]["sentences_per_s"],
-                "beam5": rows[1]["sentences_per_s"],
-            },
-        )
-        runs.append(res)
+        runs.append(_decode_record(res, "joeynmt", r, out))
         print(
             f"decode joeynmt #{r}: {res['sentences_per_s']}, load {res['load_start']}", flush=True
         )
@@ -737,6 +719,17 @@ STAGES = {
     "flops": flops,
     "report": report,
 }
+
+
+def _decode_record(res: dict, side: str, repeat: int, results: Path) -> dict:
+    """A timed decode run with the greedy and beam-5 speeds its results file reports."""
+    rows = json.loads(results.read_text())["results"]  # [greedy, beam 5]
+    res.update(
+        side=side,
+        repeat=repeat,
+        sentences_per_s={"greedy": rows[0]["sentences_per_s"], "beam5": rows[1]["sentences_per_s"]},
+    )
+    return res
 
 
 def main(argv: list[str]) -> None:
