@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from nmt.config import DecodeConfig, TrainRunConfig
 from nmt.data.tokenizer import Vocabularies
-from nmt.errors import ConfigError, RunDirError
+from nmt.errors import RunDirError
 from nmt.model import Seq2Seq
 from nmt.search.decode import decode_ids, decode_nbest
 from nmt.train.checkpoint import load_checkpoint, load_model_state
@@ -42,24 +42,6 @@ def load_run_config(run_dir: Path) -> DictConfig:
             f"{path}: not a config written by nmt-train ({str(err).splitlines()[0]}); "
             "restore it from the run's .hydra/*/config.yaml or train again"
         ) from None
-
-
-def usable_device(name: str) -> torch.device:
-    """The torch device `name` (auto | cpu | cuda | cuda:N) if this machine has it."""
-    try:
-        device = resolve_device(name)
-    except RuntimeError as err:
-        raise ConfigError(
-            f"device={name} is not a torch device ({err}); use auto, cpu or cuda"
-        ) from None
-    if device.type == "cuda" and not (
-        torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
-    ):
-        have = (
-            f"{torch.cuda.device_count()} CUDA devices" if torch.cuda.is_available() else "no CUDA"
-        )
-        raise ConfigError(f"device={name}: this machine has {have}; use device=auto or device=cpu")
-    return device
 
 
 def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
@@ -119,7 +101,7 @@ class Translator:
             torch.set_num_threads(threads)
         config = load_run_config(run_dir)
         vocabs = Vocabularies.load(run_dir)
-        dev = usable_device(device)
+        dev = resolve_device(device)
         model = Seq2Seq.build(
             config.model, config.attention, vocabs.src.vocab_size, vocabs.tgt.vocab_size
         )

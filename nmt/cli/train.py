@@ -47,9 +47,7 @@ def _train(cfg: DictConfig) -> float | None:
     # torch is imported only once the config is valid
     from nmt.train.distributed import from_env
     from nmt.train.trainer import Trainer, resolve_device
-    from nmt.translator import usable_device
 
-    usable_device(cfg.device)  # device=cuda without a GPU: one line, not torch's traceback
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     with from_env(resolve_device(cfg.device), cfg.train.dist_timeout_s) as dist:
         result = Trainer(cfg, run_dir, dist).fit()
