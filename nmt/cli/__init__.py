@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
@@ -23,6 +24,15 @@ def _verbose() -> bool:
     if os.environ.get(_HYDRA_RAISES):
         return bool(os.environ.get("NMT_VERBOSE"))
     return bool(os.environ.get("NMT_VERBOSE") or os.environ.get("HYDRA_FULL_ERROR"))
+
+
+def _fail(message: str, status: int = 2) -> NoReturn:
+    """In an except block: re-raise the exception with NMT_VERBOSE (or the user's
+    HYDRA_FULL_ERROR), else print `error: message` as one line and exit with status."""
+    if _verbose():
+        raise  # the exception being handled by the caller
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
 
 
 def _first_line(err: BaseException) -> str:
@@ -105,15 +115,9 @@ def hydra_errors(main: Callable) -> Callable:
         try:
             return main(*args, **kwargs)
         except (HydraException, InterpolationResolutionError) as err:
-            if verbose:
-                raise
-            print(f"error: {hydra_message(err)}", file=sys.stderr)
-            sys.exit(2)
+            _fail(hydra_message(err))
         except OSError as err:  # Hydra making the run directory, e.g. hydra.run.dir=FILE
-            if verbose:
-                raise
-            print(f"error: {os_message(err)}", file=sys.stderr)
-            sys.exit(2)
+            _fail(os_message(err))
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -145,35 +149,20 @@ def report_errors(fn: Callable) -> Callable:
                 OmegaConf.to_container(args[0], resolve=True, throw_on_missing=True)
             return fn(*args, **kwargs)
         except NmtError as err:
-            if _verbose():
-                raise
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+            _fail(str(err))
         except InterpolationResolutionError as err:  # e.g. data.train=${oops}
-            if _verbose():
-                raise
-            print(f"error: {hydra_message(err)}", file=sys.stderr)
-            sys.exit(2)
+            _fail(hydra_message(err))
         except MissingMandatoryValue as err:
-            if _verbose():
-                raise
             key = err.full_key or "a key"
-            print(f"error: {key} is required: pass {key}=VALUE", file=sys.stderr)
-            sys.exit(2)
+            _fail(f"{key} is required: pass {key}=VALUE")
         except BrokenPipeError:
             # the reader went away: nothing more to say, and stdout must not be flushed again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)
         except OSError as err:
-            if _verbose():
-                raise
             _flush_or_drop_stdout()
-            print(f"error: {os_message(err)}", file=sys.stderr)
-            sys.exit(2)
+            _fail(os_message(err))
         except KeyboardInterrupt:
-            if _verbose():
-                raise
-            print("error: interrupted", file=sys.stderr)
-            sys.exit(130)
+            _fail("interrupted", 130)
 
     return wrapper
