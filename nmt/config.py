@@ -81,6 +81,9 @@ class OptimConfig:
     clip_value: float = 0.0  # clip each gradient element to ±this (0 = off)
     accumulate: int = 1  # batches whose gradients are summed into one update
     label_smoothing: float = 0.0
+    # target tokens per chunk of the output layer fused with the loss (nmt/train/loss.py);
+    # 0 = the plain path: whole-batch logits, then F.cross_entropy (more memory, same result)
+    loss_chunk: int = 1024
     scheduler: str = "none"  # none | plateau | warmup
     plateau_factor: float = 0.5  # plateau: multiply lr by this when validation stalls
     plateau_patience: int = 2  # plateau: validations without improvement before decay
@@ -261,6 +264,7 @@ NON_NEGATIVE = (
     "optim.clip_norm",
     "optim.clip_value",
     "optim.label_smoothing",
+    "optim.loss_chunk",
     "decode.max_len_a",
     "decode.max_len_b",
     "decode.alpha",

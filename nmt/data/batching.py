@@ -122,7 +122,7 @@ class TokenBatchSampler:
         if self.shuffle:
             rng.shuffle(order)  # a stable sort below keeps this order among equal lengths
         src, tgt = self.src_lens, self.tgt_lens
-        order.sort(key=lambda i: (src[i], tgt[i]))
+        order.sort(key=lambda i: (tgt[i], src[i]))
         batches: list[list[int]] = []
         current: list[int] = []
         longest = 0

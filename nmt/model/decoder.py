@@ -135,15 +135,25 @@ class AttentionDecoder(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Teacher forcing. tgt_in: (B, T) inputs (BOS, y_1 … y_{T-1}) → logits (B, T, V),
         attention (B, T, S). The output layer runs once over the whole sequence."""
+        features, attn = self.features(enc, state, tgt_in)
+        return self.output(features), attn
+
+    def features(
+        self, enc: EncoderOutput, state: DecoderState, tgt_in: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Teacher forcing up to the output layer: its inputs (B, T, Hd), dropout applied,
+        and attention (B, T, S). For a loss that applies `self.output` itself."""
         emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
         if self.input_feeding:
             atts, weights = [], []
-            for t in range(tgt_in.size(1)):
-                att, state, w = self._advance(enc, state, emb[:, t : t + 1])
+            # split, not emb[:, t]: the backward of T slices would zero-fill and add T
+            # full-size (B, T, E) gradients; split's backward is a single concatenation
+            for emb_t in emb.split(1, dim=1):
+                att, state, w = self._advance(enc, state, emb_t)
                 atts.append(att)
                 weights.append(w)
             att, attn = torch.cat(atts, dim=1), torch.cat(weights, dim=1)
         else:  # no dependence between steps besides the RNN: one kernel call
             rnn_out, _ = self._run_rnn(emb, state)
             att, attn = self._attend(enc, rnn_out)
-        return self.output(self.dropout(att)), attn  # (B, T, V), (B, T, S)
+        return self.dropout(att), attn  # (B, T, Hd), (B, T, S)

@@ -88,12 +88,22 @@ class Seq2Seq(nn.Module):
         return torch.log_softmax(logits.float(), dim=-1), state, attn
 
     def forward(
-        self, src: Tensor, src_len: Tensor, tgt: Tensor, return_attention: bool = False
+        self,
+        src: Tensor,
+        src_len: Tensor,
+        tgt: Tensor,
+        return_attention: bool = False,
+        features: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        """Teacher forcing. tgt: (B, T) gold outputs → logits (B, T, V) [, attention (B, T, S)]."""
+        """Teacher forcing. tgt: (B, T) gold outputs → logits (B, T, V) [, attention (B, T, S)].
+
+        With `features`, the output layer's inputs (B, T, Hd) instead of logits, for a loss
+        that applies `decoder.output` itself (nmt.train.loss.linear_cross_entropy).
+        """
         enc = self.encode(src, src_len)
-        logits, attn = self.decoder(enc, self.init_state(enc), shift_right(tgt))
-        return (logits, attn) if return_attention else logits
+        decode = self.decoder.features if features else self.decoder
+        out, attn = decode(enc, self.init_state(enc), shift_right(tgt))
+        return (out, attn) if return_attention else out
 
     def score(
         self, src: Tensor, src_len: Tensor, tgt: Tensor, tgt_len: Tensor

@@ -29,6 +29,7 @@ from nmt.train.checkpoint import CheckpointDir, load_checkpoint, load_model_stat
 from nmt.train.checkpoint import write_text_atomic as _write_text
 from nmt.train.dataset import EncodedSplit, prepare_data
 from nmt.train.distributed import Distributed
+from nmt.train.loss import linear_cross_entropy
 from nmt.train.signals import StopSignals
 from nmt.train.state import (
     DivergedError,
@@ -206,9 +207,11 @@ class Trainer:
     def _optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg.optim
         kind = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        return kind(
-            self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay
-        )
+        args = dict(lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        try:  # one fused kernel for all parameters: 5× faster than the default on CPU
+            return kind(self.model.parameters(), fused=True, **args)
+        except RuntimeError:  # torch < 2.4 has no fused CPU kernel
+            return kind(self.model.parameters(), **args)
 
     def _scheduler(self):
         o = self.cfg.optim
@@ -416,6 +419,17 @@ class Trainer:
     def _loss(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
         """Summed token cross-entropy over the batch; padding never counts."""
         net = self.net if self.model.training else self.model  # DDP only where gradients sync
+        if self.cfg.optim.loss_chunk:
+            features = net(batch.src, batch.src_len, batch.tgt, features=True)  # (B, T, Hd)
+            out = self.model.decoder.output
+            return linear_cross_entropy(
+                features,
+                out.weight,
+                out.bias,
+                batch.tgt,
+                label_smoothing,
+                self.cfg.optim.loss_chunk,
+            )
         logits = net(batch.src, batch.src_len, batch.tgt)  # (B, T, V)
         return F.cross_entropy(
             logits.flatten(0, 1).float(),
