@@ -16,7 +16,7 @@ from nmt.errors import RunDirError
 from nmt.model import Seq2Seq
 from nmt.search.decode import decode_ids, decode_nbest
 from nmt.train.checkpoint import load_checkpoint, load_model_state
-from nmt.train.trainer import resolve_device
+from nmt.train.distributed import resolve_device
 
 # Every character str.splitlines() ends a line at. A model can emit one (the byte piece
 # <0x0A> decodes to "\n"), and one would shift every later line of the output file.

@@ -45,8 +45,8 @@ def _train(cfg: DictConfig) -> float | None:
             "default directory is a new, empty one)"
         )
     # torch is imported only once the config is valid
-    from nmt.train.distributed import from_env
-    from nmt.train.trainer import Trainer, resolve_device
+    from nmt.train.distributed import from_env, resolve_device
+    from nmt.train.trainer import Trainer
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     with from_env(resolve_device(cfg.device), cfg.train.dist_timeout_s) as dist:

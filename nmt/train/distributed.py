@@ -37,6 +37,27 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def resolve_device(name: str) -> torch.device:
+    """The torch device `name` (auto | cpu | cuda | cuda:N) if this machine has it; `auto` is
+    CUDA when available, else CPU. Anything else is a ConfigError naming the fix."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(
+            f"device={name} is not a torch device ({err}); use auto, cpu or cuda"
+        ) from None
+    if device.type == "cuda" and not (
+        torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    ):
+        have = (
+            f"{torch.cuda.device_count()} CUDA devices" if torch.cuda.is_available() else "no CUDA"
+        )
+        raise ConfigError(f"device={name}: this machine has {have}; use device=auto or device=cpu")
+    return device
+
+
 class DistributedError(NmtError):
     """Another process of a multi-process job failed or stopped answering."""
 

@@ -12,9 +12,35 @@ backward only scales them by the incoming gradient. Same FLOPs; equal to
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from nmt import PAD_ID
+from nmt.data.batching import Batch
+
+
+def batch_loss(
+    net: nn.Module, output: nn.Linear, batch: Batch, label_smoothing: float, chunk: int
+) -> Tensor:
+    """Summed token cross-entropy of a batch under teacher forcing; padding never counts.
+
+    net: the Seq2Seq (or DDP around it), output: its decoder's output layer. With `chunk`
+    > 0 the output layer runs fused with the loss (`linear_cross_entropy`); 0 is the plain
+    path: whole-batch logits (B, T, V), then F.cross_entropy.
+    """
+    if chunk:
+        features = net(batch.src, batch.src_len, batch.tgt, features=True)  # (B, T, Hd)
+        return linear_cross_entropy(
+            features, output.weight, output.bias, batch.tgt, label_smoothing, chunk
+        )
+    logits = net(batch.src, batch.src_len, batch.tgt)  # (B, T, V)
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(),
+        batch.tgt.flatten(),
+        ignore_index=PAD_ID,
+        label_smoothing=label_smoothing,
+        reduction="sum",
+    )
 
 
 def linear_cross_entropy(

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import logging
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,14 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
-from nmt.errors import ConfigError, NmtError
-from nmt.train.checkpoint import write_text_atomic
+from nmt.errors import ConfigError, NmtError, RunDirError
+from nmt.train.checkpoint import CheckpointDir, load_checkpoint, write_text_atomic
+
+log = logging.getLogger(__name__)
 
 # Settings a resumed run may change: when and how long it trains, validates, saves and logs,
-# how validation decodes, and where it runs. Every other key decides the model, the batches
-# or the optimisation, and changing it would make the resumed run another run.
-MAY_CHANGE = ("train.", "decode.", "device", "threads", "progress", "resume")
+# how validation decodes, where it runs, and how the loss is chunked (float rounding only).
+# Every other key decides the model, the batches or the optimisation, and changing it would
+# make the resumed run another run.
+MAY_CHANGE = ("train.", "decode.", "device", "threads", "progress", "resume", "optim.loss_chunk")
 MUST_KEEP = ("train.early_stop_metric",)  # "best" so far was measured with it
 
 
@@ -121,9 +126,37 @@ def check_resumable(saved: dict[str, Any], current: dict[str, Any], run_dir: Pat
             f"cannot resume {run_dir}: {len(changed)} setting(s) differ from the run's and "
             f"would make it another run: {'; '.join(changed)}. Give the run's values (see "
             f"{run_dir}/config.yaml), or start a new run in another hydra.run.dir; only "
-            "train.* (except early_stop_metric), decode.*, device, threads and progress may "
-            "change"
+            "train.* (except early_stop_metric), decode.*, device, threads, progress and "
+            "optim.loss_chunk may change"
         )
+
+
+def resume_checkpoint(cfg: DictConfig, checkpoints: CheckpointDir, run_dir: Path) -> dict | None:
+    """The checkpoint to continue from, None for a new run; refuse to overwrite a run."""
+    existing = [p.name for p in checkpoints.files()]
+    last = checkpoints.last
+    if not cfg.resume:
+        if existing:
+            raise RunDirError(
+                f"{run_dir} already holds a trained model (checkpoints/"
+                f"{', '.join(existing[:3])}); continue it with resume=true, or pick another "
+                "hydra.run.dir: nmt never overwrites a run"
+            )
+        return None
+    if last.is_file():
+        state = load_checkpoint(last)
+        if not isinstance(state.get("config"), dict):
+            raise RunDirError(f"{last}: not a training checkpoint (no config in it)")
+        current = OmegaConf.to_container(cfg, resolve=True)
+        check_resumable(state["config"], current, run_dir)
+        return state
+    if existing:
+        raise RunDirError(
+            f"{last}: not found, but {checkpoints.folder} holds {', '.join(existing)}; "
+            "copy the one to continue from to last.pt, then resume"
+        )
+    log.warning("resume=true: %s holds no checkpoint yet; starting a new run", run_dir)
+    return None
 
 
 def data_fingerprint(src: Iterable[str], tgt: Iterable[str]) -> str:

@@ -16,27 +16,26 @@ from pathlib import Path
 
 import sacrebleu
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from nmt import PAD_ID
 from nmt.data.batching import Batch, TokenBatchSampler, make_batch
 from nmt.errors import ConfigError, RunDirError
 from nmt.model import Seq2Seq
 from nmt.search.decode import decode_ids
-from nmt.train.checkpoint import CheckpointDir, load_checkpoint, load_model_state
+from nmt.train.checkpoint import CheckpointDir, load_model_state
 from nmt.train.checkpoint import write_text_atomic as _write_text
 from nmt.train.dataset import EncodedSplit, prepare_data
-from nmt.train.distributed import Distributed
-from nmt.train.loss import linear_cross_entropy
+from nmt.train.distributed import Distributed, resolve_device
+from nmt.train.loss import batch_loss
+from nmt.train.optim import build_optimizer, build_scheduler, clip_gradients
 from nmt.train.signals import StopSignals
 from nmt.train.state import (
     DivergedError,
     MetricsLog,
     Progress,
-    check_resumable,
     data_fingerprint,
+    resume_checkpoint,
     rng_state,
     set_rng_state,
 )
@@ -44,43 +43,8 @@ from nmt.train.state import (
 log = logging.getLogger(__name__)
 
 METRICS_FIELDS = [
-    "update",
-    "epoch",
-    "split",
-    "loss",
-    "ppl",
-    "bleu",
-    "lr",
-    "tokens_per_s",
-    "elapsed_s",
+    *("update", "epoch", "split", "loss", "ppl", "bleu", "lr", "tokens_per_s", "elapsed_s")
 ]
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device `name` (auto | cpu | cuda | cuda:N) if this machine has it; `auto` is
-    CUDA when available, else CPU. Anything else is a ConfigError naming the fix."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(
-            f"device={name} is not a torch device ({err}); use auto, cpu or cuda"
-        ) from None
-    if device.type == "cuda" and not (
-        torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
-    ):
-        have = (
-            f"{torch.cuda.device_count()} CUDA devices" if torch.cuda.is_available() else "no CUDA"
-        )
-        raise ConfigError(f"device={name}: this machine has {have}; use device=auto or device=cpu")
-    return device
-
-
-def _total_norm(params: list[torch.nn.Parameter]) -> float:
-    """The global L2 norm of the gradients (inf or nan when any element is)."""
-    norms = [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
-    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
 class Trainer:
@@ -99,7 +63,7 @@ class Trainer:
         self.share = self.dist.share(cfg.optim.accumulate)  # batches of an update on this rank
         loop = cfg.train
         self.checkpoints = CheckpointDir(run_dir / "checkpoints", loop.keep_last, loop.keep_best)
-        resume_state = self._resume_state()
+        resume_state = resume_checkpoint(cfg, self.checkpoints, run_dir)
         if self.dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             self.checkpoints.remove_temporary()
@@ -117,8 +81,10 @@ class Trainer:
         ).to(self.device)
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %s parameters on %s", f"{n_params:,}", self.device)
-        self.optimizer = self._optimizer()
-        self.scheduler = self._scheduler()
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(
+            self.optimizer, cfg.optim, maximize=loop.early_stop_metric == "bleu"
+        )
         self.sampler = TokenBatchSampler(
             [len(s) for s in self.train_data.src],
             [len(t) for t in self.train_data.tgt],
@@ -141,33 +107,6 @@ class Trainer:
             self.metrics.start(self.progress.update if resume_state is not None else None)
         self.saved_update: int | None = self.progress.update if resume_state else None
         self.interrupted: int | None = None  # the signal that stopped training, on any rank
-
-    def _resume_state(self) -> dict | None:
-        """The checkpoint to continue from, None for a new run; refuse to overwrite a run."""
-        existing = [p.name for p in self.checkpoints.files()]
-        last = self.checkpoints.last
-        if not self.cfg.resume:
-            if existing:
-                raise RunDirError(
-                    f"{self.run_dir} already holds a trained model (checkpoints/"
-                    f"{', '.join(existing[:3])}); continue it with resume=true, or pick another "
-                    "hydra.run.dir: nmt never overwrites a run"
-                )
-            return None
-        if last.is_file():
-            state = load_checkpoint(last)
-            if not isinstance(state.get("config"), dict):
-                raise RunDirError(f"{last}: not a training checkpoint (no config in it)")
-            current = OmegaConf.to_container(self.cfg, resolve=True)
-            check_resumable(state["config"], current, self.run_dir)
-            return state
-        if existing:
-            raise RunDirError(
-                f"{last}: not found, but {self.checkpoints.folder} holds {', '.join(existing)}; "
-                "copy the one to continue from to last.pt, then resume"
-            )
-        log.warning("resume=true: %s holds no checkpoint yet; starting a new run", self.run_dir)
-        return None
 
     def _restore(self, state: dict) -> None:
         last = self.checkpoints.last
@@ -203,33 +142,6 @@ class Trainer:
             p.batch,
             len(self.sampler),
         )
-
-    def _optimizer(self) -> torch.optim.Optimizer:
-        o = self.cfg.optim
-        kind = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        args = dict(lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-        try:  # one fused kernel for all parameters: 5× faster than the default on CPU
-            return kind(self.model.parameters(), fused=True, **args)
-        except RuntimeError:  # torch < 2.4 has no fused CPU kernel
-            return kind(self.model.parameters(), **args)
-
-    def _scheduler(self):
-        o = self.cfg.optim
-        if o.scheduler == "plateau":
-            mode = "max" if self.cfg.train.early_stop_metric == "bleu" else "min"
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer,
-                mode=mode,
-                factor=o.plateau_factor,
-                patience=o.plateau_patience,
-                min_lr=o.min_lr,
-            )
-        if o.scheduler == "warmup":
-            warm = max(1, o.warmup_updates)
-            return torch.optim.lr_scheduler.LambdaLR(
-                self.optimizer, lambda n: min((n + 1) / warm, math.sqrt(warm / (n + 1)))
-            )
-        return None
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -320,17 +232,10 @@ class Trainer:
 
     def _step(self, losses: list[tuple[float, int]]) -> bool:
         """Clip and apply the accumulated gradients; skip them if anything is not finite."""
-        p, o = self.progress, self.cfg.optim
+        p = self.progress
         params = [q for q in self.model.parameters() if q.grad is not None]
         loss_ok = all(math.isfinite(loss) for loss, _ in losses)
-        if o.clip_norm and not o.clip_value:
-            norm = float(torch.nn.utils.clip_grad_norm_(params, o.clip_norm))  # before clipping
-        else:
-            norm = _total_norm(params)
-            if o.clip_value:
-                torch.nn.utils.clip_grad_value_(params, o.clip_value)
-            if o.clip_norm:
-                torch.nn.utils.clip_grad_norm_(params, o.clip_norm)
+        norm = clip_gradients(params, self.cfg.optim)
         if not (loss_ok and math.isfinite(norm)):
             self.optimizer.zero_grad(set_to_none=True)
             p.bad_updates += 1
@@ -417,26 +322,9 @@ class Trainer:
         )
 
     def _loss(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
-        """Summed token cross-entropy over the batch; padding never counts."""
         net = self.net if self.model.training else self.model  # DDP only where gradients sync
-        if self.cfg.optim.loss_chunk:
-            features = net(batch.src, batch.src_len, batch.tgt, features=True)  # (B, T, Hd)
-            out = self.model.decoder.output
-            return linear_cross_entropy(
-                features,
-                out.weight,
-                out.bias,
-                batch.tgt,
-                label_smoothing,
-                self.cfg.optim.loss_chunk,
-            )
-        logits = net(batch.src, batch.src_len, batch.tgt)  # (B, T, V)
-        return F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            batch.tgt.flatten(),
-            ignore_index=PAD_ID,
-            label_smoothing=label_smoothing,
-            reduction="sum",
+        return batch_loss(
+            net, self.model.decoder.output, batch, label_smoothing, self.cfg.optim.loss_chunk
         )
 
     @property

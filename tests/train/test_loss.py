@@ -66,28 +66,22 @@ def test_tied_weights_get_both_gradients():
     torch.testing.assert_close(fused[0], plain)
 
 
-def test_model_features_with_the_fused_loss_equal_logits_with_cross_entropy():
+def test_batch_loss_is_the_same_fused_and_plain():
     """What the trainer computes with optim.loss_chunk > 0 and with optim.loss_chunk=0."""
     from nmt.config import AttentionConfig, ModelConfig
+    from nmt.data.batching import make_batch
     from nmt.model import Seq2Seq
+    from nmt.train.loss import batch_loss
 
     torch.manual_seed(0)
-    model = Seq2Seq.build(
-        ModelConfig(emb_size=8, hidden_size=6, dec_hidden_size=6), AttentionConfig(size=5), 20, 30
-    )
+    config = ModelConfig(emb_size=8, hidden_size=6, dec_hidden_size=6)
+    model = Seq2Seq.build(config, AttentionConfig(size=5), 20, 30)
     model.eval()  # no dropout, so both passes see the same network
-    src = torch.tensor([[5, 6, 7, 2], [8, 9, 2, PAD_ID]])
-    tgt = torch.tensor([[11, 12, 2], [13, 2, PAD_ID]])
-    src_len = torch.tensor([4, 3])
+    batch = make_batch([[5, 6, 7], [8, 9]], [[11, 12], [13]], [0, 1])
     out = model.decoder.output
-    fused = linear_cross_entropy(
-        model(src, src_len, tgt, features=True), out.weight, out.bias, tgt, 0.1, 2
-    )
-    expected = F.cross_entropy(
-        model(src, src_len, tgt).flatten(0, 1),
-        tgt.flatten(),
-        ignore_index=PAD_ID,
-        label_smoothing=0.1,
-        reduction="sum",
-    )
-    torch.testing.assert_close(fused, expected)
+    losses = [batch_loss(model, out, batch, 0.1, chunk) for chunk in (0, 1, 2, 1024)]
+    grads = [torch.autograd.grad(loss, list(model.parameters())) for loss in losses]
+    for loss, grad in zip(losses[1:], grads[1:], strict=True):
+        torch.testing.assert_close(loss, losses[0])
+        for g, expected in zip(grad, grads[0], strict=True):
+            torch.testing.assert_close(g, expected)
