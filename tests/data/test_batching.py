@@ -133,6 +133,18 @@ def test_unshuffled_batches_are_sorted_by_length():
     assert [i for b in sampler for i in b] == flat
 
 
+def test_training_batches_bucket_by_target_length_first():
+    """The decoder's cost follows the padded target length, so targets are grouped first:
+    almost no target padding, whatever the source lengths (ties broken by source length)."""
+    src, tgt = lengths(2000, seed=3), lengths(2000, seed=4)
+    sampler = TokenBatchSampler(src, tgt, batch_tokens=256, shuffle=True, seed=2)
+    real = sum(tgt[i] + 1 for b in sampler for i in b)
+    padded = sum(len(b) * (max(tgt[i] for i in b) + 1) for b in sampler)
+    assert 1 - real / padded < 0.02
+    for batch in sampler:  # within a batch: target lengths differ by at most one step
+        assert max(tgt[i] for i in batch) - min(tgt[i] for i in batch) <= 1
+
+
 def test_sentence_batches_longest_first_and_complete():
     lens = lengths(103, seed=11)
     batches = sentence_batches(lens, batch_size=10)
