@@ -23,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from kvargs import parse_kv
 
 from nmt.config import DecodeConfig
 from nmt.data.corpus import read_lines
@@ -47,12 +48,7 @@ DEFAULTS = {
 
 def parse_args(argv: list[str]) -> dict[str, str]:
     """key=value arguments, as the nmt commands take them; unknown or missing keys exit 2."""
-    args = dict(DEFAULTS)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in DEFAULTS:
-            sys.exit(f"error: {arg!r}: expected key=value with key one of {', '.join(DEFAULTS)}")
-        args[key] = value
+    args = parse_kv(argv, DEFAULTS)
     for key in ("run", "input", "json"):
         if not args[key]:
             sys.exit(f"error: {key}=... is required (see the docstring of {__file__})")

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from kvargs import parse_kv
 from torch.utils.flop_counter import FlopCounterMode
 
 from nmt.config import AttentionConfig, ModelConfig
@@ -148,12 +149,7 @@ def load_pairs(spm: str, prefix: str) -> tuple[list[list[int]], list[list[int]],
 
 
 def main(argv: list[str]) -> None:
-    args = {"threads": "2", "json": "", "spm": "", "data": ""}
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key not in args:
-            sys.exit(f"error: {arg!r}: expected key=value with key one of {', '.join(args)}")
-        args[key] = value
+    args = parse_kv(argv, {"threads": "2", "json": "", "spm": "", "data": ""})
     report = {"matmul": matmul_rate(int(args["threads"]))}
     if args["spm"] and args["data"]:
         src, tgt, vocab = load_pairs(args["spm"], args["data"])

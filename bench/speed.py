@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from string import Template
 
+from kvargs import parse_kv
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PEER = HERE / "peers" / "joeynmt"
@@ -733,12 +735,7 @@ def _decode_record(res: dict, side: str, repeat: int, results: Path) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    a = dict(DEFAULTS)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in DEFAULTS:
-            sys.exit(f"error: {arg!r}: expected key=value with key one of {', '.join(DEFAULTS)}")
-        a[key] = value
+    a = parse_kv(argv, DEFAULTS)
     work = Path(a["work"]).resolve()
     work.mkdir(parents=True, exist_ok=True)
     (work / "runs").mkdir(exist_ok=True)

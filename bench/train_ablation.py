@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from kvargs import parse_kv
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = [
@@ -46,6 +47,7 @@ DEFAULTS = {
     "threads": "2",
     "rounds": "2",
     "json": str(HERE / "work" / "ablation.json"),
+    "variant": "",  # run this one variant in this process (how the rounds call it)
 }
 
 
@@ -125,14 +127,9 @@ def run_variant(variant: str, work: Path, sentences: int, threads: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    args = dict(DEFAULTS)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in DEFAULTS | {"variant": ""}:
-            sys.exit(f"error: {arg!r}: expected key=value with key one of {', '.join(DEFAULTS)}")
-        args[key] = value
+    args = parse_kv(argv, DEFAULTS)
     work, sentences, threads = Path(args["work"]), int(args["sentences"]), int(args["threads"])
-    if "variant" in args:  # one variant, in this process: print its JSON line
+    if args["variant"]:  # one variant, in this process: print its JSON line
         print(json.dumps(run_variant(args["variant"], work, sentences, threads)), flush=True)
         return
     if not (work / "spm.model").is_file():
