@@ -635,27 +635,31 @@ def report(a: dict, work: Path) -> dict:
     return full
 
 
+# one line per row of each growth table: (table, format over the row's keys)
+GROWTH_LINES = [
+    (
+        "beam",
+        "  beam {beam_size:>2}: {ms_per_sentence:7.2f} ms/sent, "
+        "{relative_to_greedy:5.2f}x greedy  (load {load[0]})",
+    ),
+    ("batch", "  {strategy:>6} batch {batch_size:>3}: {sentences_per_s:7.1f} sent/s"),
+    (
+        "source_length",
+        "  {strategy:>6} source ~{mean_src_tokens:>5} tok: {ms_per_sentence:7.2f} ms/sent",
+    ),
+    (
+        "train_length",
+        "  train, target {tgt_tokens:>5} tok: {ms_per_token:.4f} ms/token "
+        "({tokens_per_s:.0f} tok/s, load {load[0]})",
+    ),
+]
+
+
 def print_growth(gr: dict) -> None:
     print("\ncost growth (ours, batch 64 unless stated):")
-    for r in gr["beam"]:
-        print(
-            f"  beam {r['beam_size']:>2}: {r['ms_per_sentence']:7.2f} ms/sent, "
-            f"{r['relative_to_greedy']:5.2f}x greedy  (load {r['load'][0]})"
-        )
-    for r in gr["batch"]:
-        print(
-            f"  {r['strategy']:>6} batch {r['batch_size']:>3}: {r['sentences_per_s']:7.1f} sent/s"
-        )
-    for r in gr["source_length"]:
-        print(
-            f"  {r['strategy']:>6} source ~{r['mean_src_tokens']:>5} tok: "
-            f"{r['ms_per_sentence']:7.2f} ms/sent"
-        )
-    for r in gr["train_length"]:
-        print(
-            f"  train, target {r['tgt_tokens']:>5} tok: {r['ms_per_token']:.4f} ms/token "
-            f"({r['tokens_per_s']:.0f} tok/s, load {r['load'][0]})"
-        )
+    for table, line in GROWTH_LINES:
+        for r in gr[table]:
+            print(line.format(**r))
     for r in gr.get("joey_beam", []):
         print(f"  JoeyNMT beam {r['beam_size']:>2}: {1000 / r['sentences_per_s']:7.2f} ms/sent")
 
