@@ -79,9 +79,10 @@ class TokenBatchSampler:
     Examples are ordered by target length, then source length (the per-step decoder costs
     most, so its padding is kept smallest: 0.5% on Multi30k against 13% source-first), and
     cut greedily. A batch's cost is len(batch) * its longest sequence on either side, EOS
-    included; one example longer than the budget still forms a batch of its own. With `shuffle`, equal
-    lengths are mixed and the batch order is random, both from `Random(seed + epoch)`;
-    without, batches come shortest first (for decoding, restore order by `Batch.index`).
+    included; one example longer than the budget still forms a batch of its own. With
+    `shuffle`, equal lengths are mixed and the batch order is random, both from
+    `Random(seed + epoch)`; without, batches come shortest first (for decoding, restore
+    order by `Batch.index`).
     """
 
     def __init__(

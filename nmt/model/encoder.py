@@ -94,11 +94,11 @@ class RNNEncoder(nn.Module):
         # reversed position of each step within its sentence (padding stays where it is)
         flip = torch.where(real, last - steps, steps)  # (B, S), an involution
         rnn, x = self.rnn, emb
+        names = _WEIGHT_NAMES if rnn.bias else _WEIGHT_NAMES[:2]
         for layer in range(rnn.num_layers):
             outs, finals = [], []
             for direction in range(self.directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                names = _WEIGHT_NAMES if rnn.bias else _WEIGHT_NAMES[:2]
                 weights = [getattr(rnn, name + suffix) for name in names]
                 inp = _gather_steps(x, flip) if direction else x
                 out = self._unidirectional(inp, weights)  # (B, S, H)
