@@ -6,7 +6,8 @@ the largest of a training step (4096 × 8000 × 4 bytes = 131 MB each). Here the
 and the cross-entropy run over `chunk` rows at a time, and because the loss is a scalar, the
 gradients of the layer's input, weight and bias are finished inside the same pass: the
 backward only scales them by the incoming gradient. Same FLOPs; equal to
-`F.cross_entropy(linear(x), target, reduction="sum")` up to float rounding (tests/train/test_loss.py).
+`F.cross_entropy(linear(x), target, reduction="sum")` up to float rounding
+(tests/train/test_loss.py).
 """
 
 from __future__ import annotations
