@@ -2,14 +2,16 @@
 
     python bench/beam_speed.py run=DIR input=FILE json=OUT.json \
         [beams=1,5,10] [batches=1,16,64] [limit=0] [repeat=1] [hyp_dir=DIR] [threads=0] \
-        [length_penalty=norm] [alpha=1.0] [checkpoint=best] [device=cpu]
+        [length_penalty=norm] [alpha=1.0] [stops=exact] [checkpoint=best] [device=cpu]
 
 Trains nothing. Each strategy (greedy, then beam search at each width) translates the
 first `limit` lines of `input` (0 = all) at each batch size, after one warm-up batch,
 `repeat` times, keeping the fastest (the least disturbed by other processes);
 the table and the JSON give sentences/s and each beam's time per sentence relative to
-greedy's at the same batch size. With hyp_dir, the translations made at the largest batch
-size are written there as hyp.greedy.txt, hyp.b<K>.txt, ready for nmt-evaluate.
+greedy's at the same batch size. `stops` lists the beam's stopping rules to time
+(decode.stop: exact, early); a rule other than exact labels its rows beam<K>-<rule>. With
+hyp_dir, the translations made at the largest batch size are written there as
+hyp.greedy.txt, hyp.b<K>.txt (hyp.b<K>-<rule>.txt), ready for nmt-evaluate.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ DEFAULTS = {
     "threads": "0",
     "length_penalty": "norm",
     "alpha": "1.0",
+    "stops": "exact",
     "checkpoint": "best",
     "device": "cpu",
 }
@@ -58,14 +61,16 @@ def parse_args(argv: list[str]) -> dict[str, str]:
 def configs(args: dict[str, str]) -> list[tuple[str, DecodeConfig]]:
     """(label, decode config) for greedy and each beam width, before the batch size is set."""
     out = [("greedy", DecodeConfig(strategy="greedy"))]
-    for k in (int(b) for b in args["beams"].split(",")):
-        beam = DecodeConfig(
-            strategy="beam",
-            beam_size=k,
-            length_penalty=args["length_penalty"],
-            alpha=float(args["alpha"]),
-        )
-        out.append((f"beam{k}", beam))
+    for stop in args["stops"].split(","):
+        for k in (int(b) for b in args["beams"].split(",")):
+            beam = DecodeConfig(
+                strategy="beam",
+                beam_size=k,
+                length_penalty=args["length_penalty"],
+                alpha=float(args["alpha"]),
+                stop=stop,
+            )
+            out.append((f"beam{k}" if stop == "exact" else f"beam{k}-{stop}", beam))
     return out
 
 
@@ -92,7 +97,7 @@ def main(argv: list[str]) -> None:
     batches = [int(b) for b in args["batches"].split(",")]
     rows, greedy_s, load_at_start = [], {}, os.getloadavg()
     print(f"{len(lines)} sentences, {torch.get_num_threads()} threads, load {os.getloadavg()}")
-    print(f"{'strategy':>8} {'batch':>5} {'sent/s':>8} {'ms/sent':>8} {'x greedy':>8}")
+    print(f"{'strategy':>11} {'batch':>5} {'sent/s':>8} {'ms/sent':>8} {'x greedy':>8}")
     for label, decode in configs(args):
         for batch in batches:
             decode.batch_size = batch
@@ -110,13 +115,13 @@ def main(argv: list[str]) -> None:
             }
             rows.append(row)
             print(
-                f"{label:>8} {batch:>5} {row['sentences_per_s']:>8.1f} "
+                f"{label:>11} {batch:>5} {row['sentences_per_s']:>8.1f} "
                 f"{row['ms_per_sentence']:>8.2f} {row['relative_to_greedy']:>8.2f}"
             )
             if args["hyp_dir"] and batch == max(batches):
                 out = Path(args["hyp_dir"])
                 out.mkdir(parents=True, exist_ok=True)
-                name = "hyp.greedy.txt" if label == "greedy" else f"hyp.b{decode.beam_size}.txt"
+                name = f"hyp.{label.replace('beam', 'b')}.txt"
                 (out / name).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     report = {
         "run": str(Path(args["run"]).resolve()),

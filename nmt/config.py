@@ -104,6 +104,10 @@ class DecodeConfig:
     word_reward: float = 0.0  # added per output token, EOS included
     nbest: int = 1  # hypotheses returned per sentence (at most beam_size)
     min_len: int = 0  # EOS is not allowed before this output position (T, EOS included)
+    # When a sentence's beam search ends: exact = when no live hypothesis can still win
+    # (the search's best under the objective); early = once beam_size hypotheses have ended
+    # (fairseq's and JoeyNMT's rule: faster, may miss a longer, better one)
+    stop: str = "exact"
     max_len_a: float = 1.5  # max output length = a * source length + b (subword tokens)
     max_len_b: int = 10
     batch_size: int = 64  # sentences decoded at once
@@ -235,6 +239,7 @@ ALLOWED = {
     "optim.scheduler": ("none", "plateau", "warmup"),
     "decode.strategy": ("greedy", "beam"),
     "decode.length_penalty": ("none", "norm", "gnmt"),
+    "decode.stop": ("exact", "early"),
     "data.spm_model_type": ("unigram", "bpe"),
     "train.early_stop_metric": ("bleu", "ppl"),
 }

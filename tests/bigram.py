@@ -35,6 +35,8 @@ class BigramModel(torch.nn.Module):
 
     def step(self, enc, state, y_prev):
         attn = enc.mask.float() / enc.mask.sum(1, keepdim=True)  # (B, S)
+        # N = B·K hypotheses, K consecutive per source (Seq2Seq.step's contract)
+        attn = attn.repeat_interleave(y_prev.size(0) // attn.size(0), dim=0)  # (N, S)
         return self.table[y_prev], state, attn
 
     def forward(self, src, src_len, tgt, return_attention=False):

@@ -87,7 +87,7 @@ def compare_batch(
     limit = max_lengths(src_len, cfg.max_len_a, cfg.max_len_b)  # (B,)
     trace: list[tuple[Tensor, Tensor, Tensor]] = []
     result = beam_search(
-        model, src, src_len, limit, scorer, cfg.beam_size, nbest, cfg.min_len, trace
+        model, src, src_len, limit, scorer, cfg.beam_size, nbest, cfg.min_len, cfg.stop, trace
     )
     ref_score, ref_logprob, _ = scorer.score(model, src, src_len, ref, ref_len)  # (B,), (B,)
     falls = fallout(trace, ref, ref_len, limit, cfg.beam_size)

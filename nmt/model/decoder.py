@@ -105,8 +105,15 @@ class AttentionDecoder(nn.Module):
         return out, replace(state, hidden=h)
 
     def _attend(self, enc: EncoderOutput, rnn_out: Tensor) -> tuple[Tensor, Tensor]:
-        """rnn_out: (B, T, Hd) → attentional vectors ã (B, T, Hd) and weights (B, T, S)."""
-        context, weights = self.attention(rnn_out, enc.keys, enc.memory, enc.mask)
+        """rnn_out: (N, T, Hd) → attentional vectors ã (N, T, Hd) and weights (N, T, S).
+
+        N is B·K for enc's B sources: rows b·K … b·K + K − 1 read source b (a beam's K
+        hypotheses share one copy of their sentence's encoding); K = 1 everywhere else.
+        """
+        n, t, hd = rnn_out.shape
+        query = rnn_out.reshape(enc.memory.size(0), -1, hd)  # (B, K·T, Hd)
+        context, weights = self.attention(query, enc.keys, enc.memory, enc.mask)
+        context, weights = context.view(n, t, -1), weights.view(n, t, -1)
         att = torch.tanh(self.combine(torch.cat([rnn_out, context], dim=-1)))
         return att, weights
 
@@ -124,7 +131,9 @@ class AttentionDecoder(nn.Module):
     def step(
         self, enc: EncoderOutput, state: DecoderState, y_prev: Tensor
     ) -> tuple[Tensor, DecoderState, Tensor]:
-        """y_prev: (B,) previous tokens → logits (B, V), new state, attention (B, S)."""
+        """y_prev: (N,) previous tokens → logits (N, V), new state, attention (N, S).
+
+        The state has N = B·K rows for enc's B (K hypotheses a source: see `_attend`)."""
         emb = self.dropout(self.embed(y_prev.unsqueeze(1)))  # (B, 1, E)
         att, state, weights = self._advance(enc, state, emb)
         logits = self.output(self.dropout(att)).squeeze(1)  # (B, V)

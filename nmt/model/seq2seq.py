@@ -83,7 +83,9 @@ class Seq2Seq(nn.Module):
     def step(
         self, enc: EncoderOutput, state: DecoderState, y_prev: Tensor
     ) -> tuple[Tensor, DecoderState, Tensor]:
-        """y_prev: (B,) → log P(y_t | x, y_<t) (B, V), new state, attention (B, S)."""
+        """y_prev: (N,) → log P(y_t | x, y_<t) (N, V), new state, attention (N, S).
+
+        N = B·K state rows for enc's B sources: K hypotheses of each, consecutive."""
         logits, state, attn = self.decoder.step(enc, state, y_prev)
         return torch.log_softmax(logits.float(), dim=-1), state, attn
 

@@ -6,11 +6,13 @@ every sentence and takes its top 2K. Those among the top K that end in EOS are f
 they move to `Finished` and never occupy a live slot; the best K that do not end in EOS stay
 live. Taking 2K guarantees K of them remain, as at most K (one per parent) end in EOS.
 
-Stopping, per sentence, is exact under any length penalty: a sentence is done when no live
-hypothesis can still beat the worst of the `nbest` finished ones it keeps (`Scorer.bound`:
-log-probs only fall, so the best reachable objective is known), or at its length limit.
-Stopping when the top hypothesis ends (JoeyNMT PR #149, OpenNMT-py #1320) or after K
-finished ones (which favours short output) would both cut off a longer, better hypothesis.
+Stopping, per sentence, is exact under any length penalty (`stop="exact"`, the default): a
+sentence is done when no live hypothesis can still beat the worst of the `nbest` finished
+ones it keeps (`Scorer.bound`: log-probs only fall, so the best reachable objective is
+known), or at its length limit. `stop="early"` also ends a sentence once K of its
+hypotheses have finished, the rule of fairseq and JoeyNMT: fewer steps, but it can cut off
+a longer, better hypothesis (it favours short output). Stopping when the top hypothesis ends
+(JoeyNMT PR #149, OpenNMT-py #1320) has the same flaw and is not offered.
 
 Conventions: T counts EOS; EOS is masked at positions before `min_len`; at the length limit
 the top K candidates are finalised as they stand, those without EOS included (T = limit),
@@ -44,7 +46,7 @@ class Beam:
     token_logprobs: Tensor  # (N, t) log P of each of those tokens
     attention: Tensor  # (N, t, S) attention weights of each step
     state: DecoderState  # N rows
-    enc: EncoderOutput  # N rows: each sentence's encoding repeated K times
+    enc: EncoderOutput  # B rows: each sentence's encoding, shared by its K slots
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Finished:
     """
 
     kept: Tensor  # (B0, n) objective of the n best finished per sentence, best first; -inf
+    count: Tensor  # (B0,) how many hypotheses of each sentence have finished
     found: list[tuple[Tensor, SearchResult]] = field(default_factory=list)
 
 
@@ -70,40 +73,50 @@ def beam_search(
     beam_size: int,
     nbest: int = 1,
     min_len: int = 0,
+    stop: str = "exact",
     trace: list[tuple[Tensor, Tensor, Tensor]] | None = None,
 ) -> SearchResult:
     """The nbest highest-scoring hypotheses of each sentence of src: (B, S), src_len: (B,).
 
     max_len: (B,) length limit per sentence (T, EOS included); EOS is not allowed at
-    positions before min_len. Returns B·nbest rows, sentence-major, best first. A `trace`
+    positions before min_len; stop: "exact" or "early" (module docstring). Returns B·nbest
+    rows, sentence-major, best first. A `trace`
     list, if given, gets the live beam after each step t as (sentence (B',), tokens (B'·K,
     t), log P (B'·K,)), slots best first, for error analysis.
     """
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"beam_search needs 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
+    if stop not in ("exact", "early"):
+        raise ValueError(f"beam_search stop={stop!r} is not one of: exact, early")
     batch, k, device = src.size(0), beam_size, src.device
     enc = model.encode(src, src_len)
     rows = torch.arange(batch, device=device).repeat_interleave(k)  # (B·K,)
     first = torch.full((batch, k), float("-inf"), device=device)
     first[:, 0] = 0.0  # one live hypothesis (the empty prefix) per sentence at the start
+    init = model.init_state(enc)  # (B rows)
     beam = Beam(
         sentence=torch.arange(batch, device=device),
         logprob=first.view(-1),
         tokens=src.new_zeros(batch * k, 0),
         token_logprobs=first.new_zeros(batch * k, 0),
         attention=first.new_zeros(batch * k, 0, src.size(1)),
-        state=model.init_state(enc).select(rows),
-        enc=enc.select(rows),
+        state=init.select(rows),
+        enc=enc,
     )
-    finished = Finished(kept=first.new_full((batch, nbest), float("-inf")))
+    finished = Finished(
+        kept=first.new_full((batch, nbest), float("-inf")), count=rows.new_zeros(batch)
+    )
     never = NEVER_OUTPUT.to(device)
-    bos = src.new_full((batch * k,), BOS_ID)
     t = 0
     while beam.sentence.numel() > 0:
         t += 1
-        y_prev = beam.tokens[:, -1] if t > 1 else bos  # (N,)
-        log_probs, state, attn = model.step(beam.enc, beam.state, y_prev)  # (N, V), _, (N, S)
-        log_probs = log_probs.index_fill(1, never, float("-inf"))
+        if t == 1:  # the K slots of a sentence hold one prefix: run it once, then repeat it
+            log_probs, state, attn = model.step(enc, init, src.new_full((batch,), BOS_ID))
+            log_probs, state, attn = log_probs[rows], state.select(rows), attn[rows]
+        else:
+            log_probs, state, attn = model.step(beam.enc, beam.state, beam.tokens[:, -1])
+        # log_probs: (N, V), attn: (N, S)
+        log_probs.index_fill_(1, never, float("-inf"))  # a new tensor: fill in place
         if t < min_len:
             log_probs[:, EOS_ID] = float("-inf")
         cand = _Candidates.top(beam, log_probs, attn, k)
@@ -116,7 +129,9 @@ def beam_search(
         shortest = torch.full_like(limit, t + 1).clamp(min=min_len).minimum(limit)
         reachable = scorer.bound(live_lp[:, 0], shortest, limit)  # (B,)
         done = last | (reachable <= finished.kept[beam.sentence, -1])
-        beam = _next_beam(beam, cand, live_lp, pick, state, ~done, k)
+        if stop == "early":
+            done |= finished.count[beam.sentence] >= k
+        beam = _next_beam(beam, cand, live_lp, pick, state, ~done)
         if trace is not None:
             trace.append((beam.sentence, beam.tokens, beam.logprob))
     return _collect(finished, batch, nbest, int(max_len.max()), src.size(1))
@@ -160,6 +175,7 @@ def _keep_finished(
     ending[:, k:] = False  # beyond the top K: not in the beam, as in a beam without EOS
     if not bool(ending.any()):  # most steps: nothing ends
         return
+    finished.count[beam.sentence] += ending.sum(dim=1)
     score = scorer.objective(cand.logprob, torch.full_like(cand.logprob, t))  # (B, 2K)
     score = score.masked_fill(~ending, float("-inf"))
     both = torch.cat([finished.kept[beam.sentence], score], dim=1)  # (B, n + 2K)
@@ -191,12 +207,10 @@ def _next_beam(
     pick: Tensor,
     state: DecoderState,
     searching: Tensor,
-    k: int,
 ) -> Beam:
     """The beam of the sentences still searching: (B,) bool, each with its K live picks."""
     keep = searching.nonzero().squeeze(1)  # (B',)
     parent = cand.parent.gather(1, pick)[keep].view(-1)  # (B'·K,) rows of the old beam
-    slots = (keep.unsqueeze(1) * k + torch.arange(k, device=keep.device)).view(-1)  # (B'·K,)
     token = cand.token.gather(1, pick)[keep].view(-1, 1)  # (B'·K, 1)
     token_lp = cand.token_logprob.gather(1, pick)[keep].view(-1, 1)  # (B'·K, 1)
     return Beam(
@@ -206,8 +220,7 @@ def _next_beam(
         token_logprobs=torch.cat([beam.token_logprobs[parent], token_lp], dim=1),
         attention=torch.cat([beam.attention[parent], cand.attn[parent].unsqueeze(1)], dim=1),
         state=state.select(parent),
-        # a sentence's K encoder rows are identical: only a shrinking batch needs a copy
-        enc=beam.enc if keep.numel() == searching.numel() else beam.enc.select(slots),
+        enc=beam.enc if keep.numel() == searching.numel() else beam.enc.select(keep),
     )
 
 

@@ -34,6 +34,8 @@ def check_decode(cfg: DecodeConfig) -> Scorer:
             f"decode.nbest={cfg.nbest} is more than decode.beam_size={cfg.beam_size}: a beam "
             "of K returns at most K hypotheses; raise decode.beam_size or lower decode.nbest"
         )
+    if cfg.stop not in ("exact", "early"):
+        raise ConfigError(f"decode.stop={cfg.stop!r} is not one of: exact, early")
     if cfg.min_len < 0:
         raise ConfigError(f"decode.min_len={cfg.min_len} must be 0 or more")
     return Scorer.from_config(cfg)
@@ -52,7 +54,9 @@ def search_batch(
         if nbest != 1:
             raise ConfigError(f"decode.strategy=greedy gives one hypothesis, not nbest={nbest}")
         return greedy_search(model, src, src_len, limit, scorer, cfg.min_len)
-    return beam_search(model, src, src_len, limit, scorer, cfg.beam_size, nbest, cfg.min_len)
+    return beam_search(
+        model, src, src_len, limit, scorer, cfg.beam_size, nbest, cfg.min_len, cfg.stop
+    )
 
 
 def _batches(

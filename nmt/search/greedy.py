@@ -90,7 +90,7 @@ def greedy_search(
         log_probs, state, attn = model.step(enc, state, y)  # (B', V), _, (B', S)
         # PAD and BOS are never outputs; the chosen token keeps the model's own log-prob,
         # so the sum equals model.score() of the same sequence.
-        log_probs = log_probs.index_fill(1, never, float("-inf"))
+        log_probs.index_fill_(1, never, float("-inf"))  # a new tensor: fill in place
         if t + 1 < min_len:
             log_probs[:, EOS_ID] = float("-inf")
         best_lp, y = log_probs.max(-1)  # (B',)

@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         with warnings.catch_warnings():  # e.g. torch's note on a foreign pickle protocol
             warnings.simplefilter("ignore")
-            state = torch.load(path, map_location=map_location, weights_only=True)
+            # Mapped, not read: only what the caller touches is paged in (a translator
+            # never reads the optimiser state, twice the model's size with Adam).
+            mmap = zipfile.is_zipfile(path)  # torch.save's format; older ones cannot map
+            state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises several types for truncated or unsafe files
         text = str(err)
         if unsafe := _UNSAFE.search(text):

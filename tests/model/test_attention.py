@@ -52,3 +52,22 @@ def test_padding_values_do_not_change_attention(kind):
 def test_luong_dot_refuses_mismatched_sizes_naming_the_keys():
     with pytest.raises(ConfigError, match="model.dec_hidden_size"):
         build_attention("luong_dot", 16, 32, 10)
+
+
+def test_bahdanau_weights_and_gradients_are_those_of_v_tanh():
+    """The sigmoid form gives the weights and parameter gradients of vᵀ tanh(W_q q + W_k h)."""
+    query, memory, mask = _inputs(3)
+    attn = build_attention("bahdanau", 16, 16, 10).double()
+    query, memory = query.double(), memory.double()
+    context, weights = attn(query, attn.keys(memory), memory, mask)
+    (context.square().sum() + weights[:, :, 0].sum()).backward()
+    ours = [p.grad.clone() for p in attn.parameters()]
+    attn.zero_grad()
+
+    q, k = attn.query_proj(query), attn.key_proj(memory)
+    scores = attn.energy(torch.tanh(q.unsqueeze(2) + k.unsqueeze(1))).squeeze(-1)
+    expected = scores.masked_fill(~mask.unsqueeze(1), float("-inf")).softmax(-1)  # (B, T, S)
+    (torch.bmm(expected, memory).square().sum() + expected[:, :, 0].sum()).backward()
+    torch.testing.assert_close(weights, expected)
+    for got, want in zip(ours, [p.grad for p in attn.parameters()], strict=True):
+        torch.testing.assert_close(got, want)

@@ -74,6 +74,24 @@ def test_score_equals_teacher_forced_and_stepwise_log_probs(cell, input_feeding,
     torch.testing.assert_close(seq_lp, stepped, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_dot", "luong_general"])
+def test_k_hypotheses_a_source_read_one_shared_encoding(attention):
+    """step with B encodings and B·K state rows equals step with each encoding repeated K
+    times (how a beam searches without copying its sentences' encodings)."""
+    model, k = tiny_model("lstm", attention), 3
+    src, src_len = padded(SRC)
+    enc = model.encode(src, src_len)
+    rows = torch.arange(3).repeat_interleave(k)  # (B·K,)
+    state = model.init_state(enc).select(rows)
+    y = torch.tensor([4, 5, 6, 7, 8, 9, 10, 11, 12])  # a different token in every row
+    shared, _, shared_attn = model.step(enc, state, y)
+    copied, _, copied_attn = model.step(enc.select(rows), state, y)
+    assert shared.shape == (9, 19) and shared_attn.shape == (9, 5)
+    assert not torch.allclose(shared[0], shared[1])  # the rows of a source differ
+    torch.testing.assert_close(shared, copied)
+    torch.testing.assert_close(shared_attn, copied_attn)
+
+
 def test_step_attention_is_zero_on_padding(model):
     src, src_len = padded(SRC)
     enc = model.encode(src, src_len)

@@ -236,3 +236,24 @@ def test_stopping_bound_looks_ahead_to_the_length_limit(scorer):
     assert beam_search(model, src, src_len, limit, Scorer(), 2).token_lists() == [[]]
     best = beam_search(model, src, src_len, limit, scorer, 2)
     assert best.token_lists() == [[4, 5, 6]]
+
+
+# With K = 2 the empty output ends at step 1 and "6" at step 2: two hypotheses have ended,
+# so an early stop returns the empty output (log P per token -0.69). "4 5" is still live and
+# ends at step 3 with -0.52 per token: the exact stop waits for it.
+EARLY = {BOS_ID: {EOS_ID: 0.5, 4: 0.3, 6: 0.2}, 4: {5: 0.7, EOS_ID: 0.3}, 5: {EOS_ID: 1.0}}
+EARLY[6] = {EOS_ID: 1.0}
+
+
+def test_early_stop_ends_a_sentence_once_k_hypotheses_have_ended():
+    model = BigramModel(EARLY)
+    src, src_len = padded([[5, EOS_ID]])
+    limit, scorer = torch.tensor([8]), Scorer("norm", alpha=1.0)
+    exact_trace, early_trace = [], []
+    exact = beam_search(model, src, src_len, limit, scorer, 2, trace=exact_trace)
+    early = beam_search(model, src, src_len, limit, scorer, 2, stop="early", trace=early_trace)
+    assert exact.token_lists() == [[4, 5]] and len(exact_trace) == 3
+    assert early.token_lists() == [[]] and len(early_trace) == 2
+    assert early.score.item() == pytest.approx(model.table[BOS_ID, EOS_ID].item(), abs=1e-6)
+    with pytest.raises(ValueError, match="stop='first'"):
+        beam_search(model, src, src_len, limit, scorer, 2, stop="first")

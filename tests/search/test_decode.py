@@ -13,7 +13,9 @@ from nmt.resources import conf_dir
 from nmt.search import Scorer, beam_search
 from nmt.search.decode import check_decode, decode_ids, decode_nbest, search_batch
 from nmt.search.greedy import max_lengths
+from tests.bigram import BigramModel
 from tests.conftest import padded, tiny_model
+from tests.search.test_beam import EARLY
 from tests.helpers import compose_config
 
 IDS = [[5, 6, 7, 8, 9, 10], [11, 12], [13], [5, 5, 5, 5], [14, 15, 16]]
@@ -67,6 +69,7 @@ def test_model_is_put_back_in_training_mode():
         ({"length_penalty": "cubic"}, ["decode.length_penalty='cubic'"]),
         ({"alpha": -1.0}, ["decode.alpha=-1.0"]),
         ({"min_len": -1}, ["decode.min_len=-1"]),
+        ({"stop": "first"}, ["decode.stop='first'"]),
     ],
 )
 def test_contradictory_settings_are_refused_naming_the_keys(change, keys):
@@ -88,6 +91,7 @@ def test_decode_yaml_files_set_every_key_and_beam_has_the_issue_defaults():
         "word_reward": 0.0,
         "nbest": 1,
         "min_len": 0,
+        "stop": "exact",
         "max_len_a": 1.5,
         "max_len_b": 10,
         "batch_size": 64,
@@ -100,3 +104,12 @@ def test_default_objective_is_raw_log_probability():
     scorer = check_decode(DecodeConfig())
     logprob, length = torch.tensor([-3.0, -5.0]), torch.tensor([2, 7])
     torch.testing.assert_close(scorer.objective(logprob, length), logprob)
+
+
+def test_decode_stop_reaches_the_beam_search():
+    model = BigramModel(EARLY)
+    src, src_len = padded([[5, EOS_ID]])
+    cfg = dataclasses.replace(BEAM, beam_size=2, nbest=1, length_penalty="norm", alpha=1.0)
+    assert search_batch(model, src, src_len, cfg).token_lists() == [[4, 5]]
+    early = dataclasses.replace(cfg, stop="early")
+    assert search_batch(model, src, src_len, early).token_lists() == [[]]
