@@ -15,8 +15,8 @@ from nmt.search.decode import check_decode, decode_ids, decode_nbest, search_bat
 from nmt.search.greedy import max_lengths
 from tests.bigram import BigramModel
 from tests.conftest import padded, tiny_model
-from tests.search.test_beam import EARLY
 from tests.helpers import compose_config
+from tests.search.test_beam import EARLY
 
 IDS = [[5, 6, 7, 8, 9, 10], [11, 12], [13], [5, 5, 5, 5], [14, 15, 16]]
 BEAM = DecodeConfig(strategy="beam", beam_size=3, alpha=1.0, nbest=2, batch_size=2)
