@@ -9,7 +9,6 @@ query sum to 1. The context is c = Σ_i α_i h_i.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.errors import ConfigError
@@ -59,11 +58,27 @@ class BahdanauAttention(Attention):
     def keys(self, memory: Tensor) -> Tensor:
         return 2.0 * self.key_proj(memory)  # (B, S, A): 2 W_k h
 
+    # Without autograd (decoding) the (B, T, S, A) tensor is made this many elements at a
+    # time, so a beam never holds it whole (40 MB at 64 sentences × 5, S = 60, A = 512).
+    CHUNK = 1 << 20
+
     def scores(self, query: Tensor, keys: Tensor) -> Tensor:
         """query: (B, T, Hd), keys from `keys` → vᵀ tanh(W_q q + W_k h) + Σv: (B, T, S)."""
         q = 2.0 * self.query_proj(query)  # (B, T, A)
+        v = 2.0 * self.energy.weight.squeeze(0)  # (A,)
+        b, t, a = q.shape
+        step = max(1, self.CHUNK // (t * keys.size(1) * a))  # sentences per chunk
+        if torch.is_grad_enabled() or step >= b:
+            return self._scores(q, keys, v)
+        return torch.cat(
+            [self._scores(q[i : i + step], keys[i : i + step], v) for i in range(0, b, step)]
+        )
+
+    @staticmethod
+    def _scores(q: Tensor, keys: Tensor, v: Tensor) -> Tensor:
+        """q: (B, T, A), keys: (B, S, A), v: (A,) → vᵀ σ(q + k): (B, T, S)."""
         hidden = (q.unsqueeze(2) + keys.unsqueeze(1)).sigmoid_()  # (B, T, S, A), a new tensor
-        return F.linear(hidden, 2.0 * self.energy.weight).squeeze(-1)  # (B, T, S)
+        return hidden @ v
 
 
 class LuongDotAttention(Attention):

@@ -45,7 +45,7 @@ class Beam:
     tokens: Tensor  # (N, t) tokens so far (never EOS)
     token_logprobs: Tensor  # (N, t) log P of each of those tokens
     attention: Tensor  # (N, t, S) attention weights of each step
-    state: DecoderState  # N rows
+    state: DecoderState  # N rows (B before the first step)
     enc: EncoderOutput  # B rows: each sentence's encoding, shared by its K slots
 
 
@@ -80,9 +80,9 @@ def beam_search(
 
     max_len: (B,) length limit per sentence (T, EOS included); EOS is not allowed at
     positions before min_len; stop: "exact" or "early" (module docstring). Returns B·nbest
-    rows, sentence-major, best first. A `trace`
-    list, if given, gets the live beam after each step t as (sentence (B',), tokens (B'·K,
-    t), log P (B'·K,)), slots best first, for error analysis.
+    rows, sentence-major, best first. A `trace` list, if given, gets the live beam after
+    each step t as (sentence (B',), tokens (B'·K, t), log P (B'·K,)), slots best first, for
+    error analysis.
     """
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"beam_search needs 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
@@ -93,14 +93,13 @@ def beam_search(
     rows = torch.arange(batch, device=device).repeat_interleave(k)  # (B·K,)
     first = torch.full((batch, k), float("-inf"), device=device)
     first[:, 0] = 0.0  # one live hypothesis (the empty prefix) per sentence at the start
-    init = model.init_state(enc)  # (B rows)
     beam = Beam(
         sentence=torch.arange(batch, device=device),
         logprob=first.view(-1),
         tokens=src.new_zeros(batch * k, 0),
         token_logprobs=first.new_zeros(batch * k, 0),
         attention=first.new_zeros(batch * k, 0, src.size(1)),
-        state=init.select(rows),
+        state=model.init_state(enc),  # B rows until the first step repeats them K times
         enc=enc,
     )
     finished = Finished(
@@ -111,7 +110,7 @@ def beam_search(
     while beam.sentence.numel() > 0:
         t += 1
         if t == 1:  # the K slots of a sentence hold one prefix: run it once, then repeat it
-            log_probs, state, attn = model.step(enc, init, src.new_full((batch,), BOS_ID))
+            log_probs, state, attn = model.step(enc, beam.state, src.new_full((batch,), BOS_ID))
             log_probs, state, attn = log_probs[rows], state.select(rows), attn[rows]
         else:
             log_probs, state, attn = model.step(beam.enc, beam.state, beam.tokens[:, -1])

@@ -71,3 +71,14 @@ def test_bahdanau_weights_and_gradients_are_those_of_v_tanh():
     torch.testing.assert_close(weights, expected)
     for got, want in zip(ours, [p.grad for p in attn.parameters()], strict=True):
         torch.testing.assert_close(got, want)
+
+
+def test_bahdanau_scores_chunked_without_autograd_equal_the_whole(monkeypatch):
+    query, memory, mask = _inputs(4)
+    attn = build_attention("bahdanau", 16, 16, 10)
+    whole = attn(query, attn.keys(memory), memory, mask)
+    monkeypatch.setattr(type(attn), "CHUNK", 4 * 5 * 10 + 1)  # one sentence at a time, ragged
+    with torch.no_grad():
+        chunked = attn(query, attn.keys(memory), memory, mask)
+    for got, want in zip(chunked, whole, strict=True):
+        torch.testing.assert_close(got, want)
