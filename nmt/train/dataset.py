@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nmt.config import DataConfig
+from nmt.data.batching import Batch, make_batch
 from nmt.data.corpus import filter_pairs, read_parallel
 from nmt.data.tokenizer import Vocabularies
 from nmt.errors import DataError
@@ -25,6 +26,10 @@ class EncodedSplit:
 
     def __len__(self) -> int:
         return len(self.src)
+
+    def batch(self, index: list[int]) -> Batch:
+        """The pairs at `index` as one padded batch (on the CPU)."""
+        return make_batch([self.src[i] for i in index], [self.tgt[i] for i in index], index)
 
 
 def prepare_data(cfg: DataConfig, run_dir: Path) -> tuple[Vocabularies, EncodedSplit, EncodedSplit]:

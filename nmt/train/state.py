@@ -51,6 +51,21 @@ class Progress:
     best_kept: list[list[float]] = field(default_factory=list)  # [value, update], keep_best > 1
     history: list[dict] = field(default_factory=list)
 
+    def record_validation(self, value: float, keep_best: int) -> bool:
+        """Count a validation scoring `value` (higher is better); → whether it is a new best.
+
+        With keep_best > 1, best_kept lists the keep_best best, best first, earliest on ties.
+        """
+        improved = self.best is None or value > self.best
+        if improved:
+            self.best, self.bad_validations = value, 0
+        else:
+            self.bad_validations += 1
+        if keep_best > 1:
+            kept = sorted([*self.best_kept, [value, self.update]], key=lambda e: (-e[0], e[1]))
+            self.best_kept = kept[:keep_best]
+        return improved
+
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

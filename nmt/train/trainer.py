@@ -14,18 +14,16 @@ import signal
 import time
 from pathlib import Path
 
-import sacrebleu
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from nmt.data.batching import Batch, TokenBatchSampler, make_batch
+from nmt.data.batching import Batch, TokenBatchSampler
 from nmt.errors import ConfigError, RunDirError
 from nmt.model import Seq2Seq
-from nmt.search.decode import decode_ids
 from nmt.train.checkpoint import CheckpointDir, load_model_state
 from nmt.train.checkpoint import write_text_atomic as _write_text
-from nmt.train.dataset import EncodedSplit, prepare_data
+from nmt.train.dataset import prepare_data
 from nmt.train.distributed import Distributed, resolve_device
 from nmt.train.loss import batch_loss
 from nmt.train.optim import build_optimizer, build_scheduler, clip_gradients
@@ -39,6 +37,7 @@ from nmt.train.state import (
     rng_state,
     set_rng_state,
 )
+from nmt.train.validate import valid_bleu, valid_nll
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +212,7 @@ class Trainer:
         """Add one batch's gradient, scaled so that the update's (summed, and averaged over
         the ranks by DDP) is the mean of its batches' per-token gradients; (summed loss, tokens).
         """
-        batch = self._batch(self.train_data, index)
+        batch = self.train_data.batch(index).to(self.device)
         with self.dist.no_sync(self.net, last):  # DDP all-reduces at an update's last batch
             loss = self._loss(batch, self.cfg.optim.label_smoothing)
             (loss / (batch.ntokens * self.share)).backward()
@@ -316,16 +315,9 @@ class Trainer:
             return f"no improvement in {loop.patience} validations (train.patience)"
         return None
 
-    def _batch(self, split: EncodedSplit, index: list[int]) -> Batch:
-        return make_batch([split.src[i] for i in index], [split.tgt[i] for i in index], index).to(
-            self.device
-        )
-
     def _loss(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
-        net = self.net if self.model.training else self.model  # DDP only where gradients sync
-        return batch_loss(
-            net, self.model.decoder.output, batch, label_smoothing, self.cfg.optim.loss_chunk
-        )
+        output, chunk = self.model.decoder.output, self.cfg.optim.loss_chunk
+        return batch_loss(self.net, output, batch, label_smoothing, chunk)
 
     @property
     def lr(self) -> float:
@@ -333,47 +325,21 @@ class Trainer:
 
     # -- validation and checkpoints ---------------------------------------------------------
 
-    @torch.inference_mode()
-    def _valid_nll(self) -> float:
-        self.model.eval()
-        total, tokens = 0.0, 0
-        sampler = TokenBatchSampler(
-            [len(s) for s in self.valid_data.src],
-            [len(t) for t in self.valid_data.tgt],
-            self.cfg.data.batch_tokens,
-            shuffle=False,
-        )
-        for index in self.dist.shard(list(sampler)):
-            batch = self._batch(self.valid_data, index)
-            total += self._loss(batch, 0.0).item()
-            tokens += batch.ntokens
-        self.model.train()
-        total, tokens = self.dist.sum(total, tokens)
-        return total / max(tokens, 1)
-
     def _validate(self) -> None:
         """Perplexity and greedy BLEU on the validation set; save last/best; early stopping."""
         p, loop = self.progress, self.cfg.train
-        nll = self._valid_nll()
-        mine = decode_ids(
-            self.model, self.dist.shard(self.valid_data.src), self.cfg.decode, self.device
+        nll = valid_nll(self.model, self.valid_data, self.cfg, self.dist, self.device)
+        bleu, hyps = valid_bleu(
+            self.model, self.valid_data, self.cfg, self.vocabs, self.dist, self.device
         )
-        hyps = self.vocabs.tgt.decode(self.dist.unshard(mine))
-        bleu = sacrebleu.corpus_bleu(hyps, [self.valid_data.tgt_text]).score
         if self.dist.is_main:
             out_dir = self.run_dir / "valid"
             out_dir.mkdir(exist_ok=True)
             (out_dir / f"update-{p.update:07d}.txt").write_text("".join(h + "\n" for h in hyps))
         ppl = math.exp(min(nll, 50))
-        value = bleu if loop.early_stop_metric == "bleu" else -ppl
-        improved = p.best is None or value > p.best
-        if improved:
-            p.best, p.bad_validations = value, 0
-        else:
-            p.bad_validations += 1
-        if loop.keep_best > 1:  # the keep_best best validations, best first, earliest on ties
-            p.best_kept = sorted([*p.best_kept, [value, p.update]], key=lambda e: (-e[0], e[1]))
-            p.best_kept = p.best_kept[: loop.keep_best]
+        improved = p.record_validation(
+            bleu if loop.early_stop_metric == "bleu" else -ppl, loop.keep_best
+        )
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(bleu if loop.early_stop_metric == "bleu" else ppl)
         elapsed = self._elapsed()

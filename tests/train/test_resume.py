@@ -70,7 +70,16 @@ def test_resume_after_crashes_at_random_points_is_bit_identical(tmp_path, monkey
             raise Crash  # a save that never happened: last.pt must stay the previous one
         return save(self, state, *args)
 
+    nll = trainer_module.valid_nll
+
+    def crashing_nll(*args):  # a kill during validation
+        calls["n"] += 1
+        if calls["n"] == calls["at"]:
+            raise Crash
+        return nll(*args)
+
     monkeypatch.setattr(trainer_module.Trainer, "_loss", crashing_loss)
+    monkeypatch.setattr(trainer_module, "valid_nll", crashing_nll)
     monkeypatch.setattr(trainer_module.CheckpointDir, "save", crashing_save)
     crashes, resumed_at = 0, []
     while True:

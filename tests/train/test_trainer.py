@@ -5,6 +5,7 @@ import csv
 import pytest
 
 from nmt.errors import DataError, RunDirError
+from nmt.train.state import Progress
 from nmt.train.trainer import Trainer
 from nmt.translator import Translator
 from tests.helpers import compose_config, files_overrides, toy_pairs, write_parallel
@@ -122,3 +123,15 @@ def test_warmup_schedule_rises_linearly(tmp_path):
     )
     trainer.fit()
     assert trainer.lr == pytest.approx(0.01 * 5 / 10)
+
+
+def test_a_validation_record_counts_rounds_without_improvement_and_keeps_the_best():
+    p = Progress(update=10)
+    assert p.record_validation(20.0, keep_best=2)
+    p.update = 20
+    assert not p.record_validation(20.0, keep_best=2)  # a tie is no improvement
+    assert p.bad_validations == 1
+    p.update = 30
+    assert p.record_validation(25.0, keep_best=2)
+    assert (p.best, p.bad_validations) == (25.0, 0)
+    assert p.best_kept == [[25.0, 30], [20.0, 10]]  # the earlier of two equal ones stays
