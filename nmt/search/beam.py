@@ -35,6 +35,8 @@ from nmt.model.decoder import DecoderState, EncoderOutput
 from nmt.search.greedy import NEVER_OUTPUT, SearchResult
 from nmt.search.scoring import Scorer
 
+STOPS = ("exact", "early")  # decode.stop: when a sentence's search ends (module docstring)
+
 
 @dataclass
 class Beam:
@@ -86,8 +88,8 @@ def beam_search(
     """
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"beam_search needs 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
-    if stop not in ("exact", "early"):
-        raise ValueError(f"beam_search stop={stop!r} is not one of: exact, early")
+    if stop not in STOPS:
+        raise ValueError(f"beam_search stop={stop!r} is not one of: {', '.join(STOPS)}")
     batch, k, device = src.size(0), beam_size, src.device
     enc = model.encode(src, src_len)
     rows = torch.arange(batch, device=device).repeat_interleave(k)  # (B·K,)

@@ -10,7 +10,7 @@ from nmt.config import DecodeConfig
 from nmt.data.batching import make_batch, sentence_batches
 from nmt.errors import ConfigError
 from nmt.model import Seq2Seq
-from nmt.search.beam import beam_search
+from nmt.search.beam import STOPS, beam_search
 from nmt.search.greedy import SearchResult, greedy_search, max_lengths
 from nmt.search.scoring import Scorer
 
@@ -34,8 +34,8 @@ def check_decode(cfg: DecodeConfig) -> Scorer:
             f"decode.nbest={cfg.nbest} is more than decode.beam_size={cfg.beam_size}: a beam "
             "of K returns at most K hypotheses; raise decode.beam_size or lower decode.nbest"
         )
-    if cfg.stop not in ("exact", "early"):
-        raise ConfigError(f"decode.stop={cfg.stop!r} is not one of: exact, early")
+    if cfg.stop not in STOPS:
+        raise ConfigError(f"decode.stop={cfg.stop!r} is not one of: {', '.join(STOPS)}")
     if cfg.min_len < 0:
         raise ConfigError(f"decode.min_len={cfg.min_len} must be 0 or more")
     return Scorer.from_config(cfg)
