@@ -507,9 +507,9 @@ def paired(runs: list[dict], value) -> tuple[float, float, float, list]:
     )
 
 
-def speed_of(de: dict, key: str, side: str) -> float:
-    """Median sentences/s of one search over a side's decode runs."""
-    return statistics.median(x["sentences_per_s"][key] for x in de["runs"] if x["side"] == side)
+def side_median(runs: list[dict], side: str, value) -> float:
+    """Median of value(run) over one side's runs (ours | joeynmt)."""
+    return statistics.median(value(x) for x in runs if x["side"] == side)
 
 
 def div(x: float, y: float) -> float:
@@ -539,12 +539,8 @@ def report(a: dict, work: Path) -> dict:
         o, j, r, ld = paired(tr["runs"], lambda x: x["peak_rss_mb"])
         row("train peak RSS MB", o, j, r, "<= 0.7x", r <= 0.7, ld)
         train_rate = {
-            "ours": statistics.median(
-                statistics.mean(x["rates"]) for x in tr["runs"] if x["side"] == "ours"
-            ),
-            "joeynmt": statistics.median(
-                statistics.mean(x["rates"]) for x in tr["runs"] if x["side"] == "joeynmt"
-            ),
+            side: side_median(tr["runs"], side, lambda x: statistics.mean(x["rates"]))
+            for side in ("ours", "joeynmt")
         }
     if de:
         speeds = (
@@ -579,11 +575,10 @@ def report(a: dict, work: Path) -> dict:
         if "ours.b5-early" in q:
             o = q["ours.b5-early"]["bleu"]
             row("BLEU beam-5, both stop early", o, j, div(o, j), "", o >= j, ld)
-        if "ours.b5-early" in q:  # the models differ in how much they say: per output token
-            o, j = (
-                q["ours.b5-early"]["mean_tokens"] * speed_of(de, "beam5-early", "ours"),
-                q["joey.b5"]["mean_tokens"] * speed_of(de, "beam5", "joeynmt"),
-            )
+            # the models differ in how much they say: the speed per output token
+            ours = side_median(de["runs"], "ours", lambda x: x["sentences_per_s"]["beam5-early"])
+            joey = side_median(de["runs"], "joeynmt", lambda x: x["sentences_per_s"]["beam5"])
+            o, j = q["ours.b5-early"]["mean_tokens"] * ours, q["joey.b5"]["mean_tokens"] * joey
             row("beam5 early, output tokens/s", o, j, div(o, j), "", None, [])
         for name in ("greedy", "b5", "b5-early"):
             if f"ours.{name}" in q:
