@@ -31,7 +31,7 @@ class BigramModel(torch.nn.Module):
         return EncoderOutput(zeros, zeros, src != PAD_ID, torch.zeros(src.size(0), 1))
 
     def init_state(self, enc):
-        return DecoderState(torch.zeros(1, enc.memory.size(0), 1), None, None)
+        return DecoderState(torch.zeros(1, enc.mask.size(0), 1), None, None)
 
     def step(self, enc, state, y_prev):
         attn = enc.mask.float() / enc.mask.sum(1, keepdim=True)  # (B, S)

@@ -26,17 +26,18 @@ class Attention(nn.Module):
         raise NotImplementedError
 
     def forward(
-        self, query: Tensor, keys: Tensor, memory: Tensor, mask: Tensor
+        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor
     ) -> tuple[Tensor, Tensor]:
         """Attend with T queries at once (T = 1 for a decoding step).
 
-        query: (B, T, Hd), keys: (B, S, K), memory: (B, S, He), mask: (B, S) True at real
-        source tokens. Returns context (B, T, He) and weights (B, T, S).
+        query: (B, T, Hd), keys: (B, S, K), values: (B, S, D) (the encoder states, or any
+        linear map of them), mask: (B, S) True at real source tokens. Returns the context
+        Σ α v (B, T, D) and weights (B, T, S).
         """
         scores = self.scores(query, keys)  # (B, T, S)
         scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)  # (B, T, S)
-        context = torch.bmm(weights, memory)  # (B, T, He)
+        context = torch.bmm(weights, values)  # (B, T, D)
         return context, weights
 
 

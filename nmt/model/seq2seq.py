@@ -73,12 +73,12 @@ class Seq2Seq(nn.Module):
         memory, final = self.encoder(src, src_len)  # (B, S, He), (B, He)
         keys = self.decoder.attention.keys(memory)  # (B, S, K)
         mask = src != PAD_ID  # (B, S)
-        return EncoderOutput(memory, keys, mask, final)
+        return EncoderOutput(self.decoder.values(memory), keys, mask, final)
 
     def init_state(self, enc: EncoderOutput) -> DecoderState:
         """The decoder state before the first target token."""
         init = torch.tanh(self.bridge(enc.final)) if self.bridge is not None else None
-        return self.decoder.initial_state(init, enc.memory.size(0))
+        return self.decoder.initial_state(init, enc.mask.size(0))
 
     def step(
         self, enc: EncoderOutput, state: DecoderState, y_prev: Tensor

@@ -9,6 +9,7 @@ from nmt import BOS_ID, EOS_ID
 from nmt.config import AttentionConfig, ModelConfig
 from nmt.errors import ConfigError
 from nmt.model import Seq2Seq
+from nmt.model import decoder as decoder_module
 from tests.conftest import padded, tiny_model
 
 SRC = [[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID], [11, EOS_ID]]
@@ -118,3 +119,39 @@ def test_tied_embeddings_share_one_matrix_or_explain_the_size_rule():
             20,
             20,
         )
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_dot", "luong_general"])
+def test_attentional_vector_is_tanh_of_the_combine_layer_over_state_and_context(attention):
+    """ã = tanh(W_c [s; c] + b_c), c = Σ α h, although the decoder applies W_c's context
+    half to the source states once (`AttentionDecoder.values`). Values and gradients, float64."""
+    model = tiny_model("gru", attention).double().train()
+    src, src_len = padded(SRC)
+    memory, _ = model.encoder(src, src_len)  # (B, S, He)
+    enc = model.encode(src, src_len)
+    s = torch.randn(3, 2, 16, dtype=torch.float64)  # (B, T, Hd) decoder RNN outputs
+    att, weights = model.decoder._attend(enc, s)
+    context = torch.bmm(weights, memory)  # (B, T, He)
+    expected = torch.tanh(model.decoder.combine(torch.cat([s, context], dim=-1)))
+    torch.testing.assert_close(att, expected)
+    combine = model.decoder.combine
+    got = torch.autograd.grad(att.square().sum(), [combine.weight, combine.bias])
+    want = torch.autograd.grad(expected.square().sum(), [combine.weight, combine.bias])
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+
+
+def test_decoding_logits_in_vocabulary_blocks_equal_the_output_layer(monkeypatch):
+    """Without autograd on the CPU, `logits` computes the output layer VOCAB_BLOCK columns at
+    a time (a last block shorter); with autograd it is the layer itself, gradients and all."""
+    monkeypatch.setattr(decoder_module, "VOCAB_BLOCK", 8)
+    decoder = tiny_model(tgt_vocab=43).decoder  # 43 = 5 blocks of 8 + 3
+    x = torch.randn(7, 16)
+    with torch.no_grad():
+        blocked = decoder.logits(x)
+    torch.testing.assert_close(blocked, decoder.output(x), rtol=1e-6, atol=1e-6)
+    assert blocked.shape == (7, 43) and blocked.is_contiguous()
+    trained = decoder.logits(x)
+    assert trained.grad_fn is not None
+    trained.sum().backward()
+    assert decoder.output.weight.grad is not None
