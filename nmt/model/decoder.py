@@ -70,6 +70,7 @@ class AttentionDecoder(nn.Module):
         attention: Attention,
         memory_size: int,
         tie_embeddings: bool,
+        output_bias: bool = True,
     ) -> None:
         super().__init__()
         self.cell = cell
@@ -82,7 +83,7 @@ class AttentionDecoder(nn.Module):
         self.attention = attention
         self.combine = nn.Linear(hidden_size + memory_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden_size, vocab_size)
+        self.output = nn.Linear(hidden_size, vocab_size, bias=output_bias)
         if tie_embeddings:
             if emb_size != hidden_size:
                 raise ConfigError(
@@ -171,7 +172,10 @@ class AttentionDecoder(nn.Module):
         out = x.new_empty(x.size(0), vocab)
         for start in range(0, vocab, VOCAB_BLOCK):
             cols = slice(start, start + VOCAB_BLOCK)
-            torch.addmm(bias[cols], x, weight[cols].t(), out=out[:, cols])
+            if bias is None:
+                torch.mm(x, weight[cols].t(), out=out[:, cols])
+            else:
+                torch.addmm(bias[cols], x, weight[cols].t(), out=out[:, cols])
         return out
 
     def forward(

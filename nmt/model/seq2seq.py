@@ -65,6 +65,7 @@ class Seq2Seq(nn.Module):
             attn,
             encoder.output_size,
             model.tie_embeddings,
+            model.output_bias,
         )
         return cls(encoder, decoder, model.bridge)
 

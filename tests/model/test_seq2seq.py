@@ -141,11 +141,14 @@ def test_attentional_vector_is_tanh_of_the_combine_layer_over_state_and_context(
         torch.testing.assert_close(g, w)
 
 
-def test_decoding_logits_in_vocabulary_blocks_equal_the_output_layer(monkeypatch):
+@pytest.mark.parametrize("output_bias", [True, False])
+def test_decoding_logits_in_vocabulary_blocks_equal_the_output_layer(monkeypatch, output_bias):
     """Without autograd on the CPU, `logits` computes the output layer VOCAB_BLOCK columns at
     a time (a last block shorter); with autograd it is the layer itself, gradients and all."""
     monkeypatch.setattr(decoder_module, "VOCAB_BLOCK", 8)
-    decoder = tiny_model(tgt_vocab=43).decoder  # 43 = 5 blocks of 8 + 3
+    cfg = ModelConfig(emb_size=12, hidden_size=8, dec_hidden_size=16, output_bias=output_bias)
+    decoder = Seq2Seq.build(cfg, AttentionConfig(), 23, 43).decoder  # 43 = 5 blocks of 8 + 3
+    assert (decoder.output.bias is not None) == output_bias
     x = torch.randn(7, 16)
     with torch.no_grad():
         blocked = decoder.logits(x)
