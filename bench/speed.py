@@ -1,6 +1,6 @@
 """Speed against JoeyNMT 2.3.0, side by side on this machine: the one command of issue 7.
 
-    python bench/speed.py [stages=prepare,train,budget,decode,growth,flops,report]
+    python bench/speed.py [stages=prepare,train,budget,decode,shared,growth,flops,report]
         [work=bench/work] [threads=2] [warmup=10] [updates=60] [repeat=2]
         [budget_min=10] [beams=1,2,5,10,20] [peer_growth=false]
 
@@ -18,6 +18,10 @@ them all and prints the table, writes work/speed.json and work/growth.png):
 - decode:  the budget models decode test2016 greedy and beam-5 (64 sentences a batch),
   ours then JoeyNMT's, `repeat` times; sentences/s, mean output length, peak RSS; BLEU of
   the greedy output is the equal-budget BLEU.
+- shared:  one set of weights in both toolkits: ours trained `budget_min` minutes with
+  model.output_bias=false (runs/ours-shared, kept once trained), converted for JoeyNMT by
+  peers/joeynmt/convert.py (runs/joey-shared); then decoded as in `decode`. Same model, so
+  the same output lengths: the like-for-like decoding comparison.
 - growth:  ours: decode time vs beam width, batch size and source length; training time per
   target token vs sentence length (JoeyNMT's beam widths too with peer_growth=true).
 - flops:   the fp32 matmul limit and FLOPs per target token (bench/flops.py).
@@ -47,7 +51,7 @@ ROOT = HERE.parent
 PEER = HERE / "peers" / "joeynmt"
 OURS_BIN = Path(sys.executable).parent
 DEFAULTS = {
-    "stages": "prepare,train,budget,decode,growth,flops,report",
+    "stages": "prepare,train,budget,decode,shared,growth,flops,report",
     "work": "bench/work",
     "multi30k": os.environ.get("NMT_MULTI30K", "../shared/data/multi30k"),
     "threads": "2",
@@ -315,17 +319,48 @@ def test_subset(work: Path, limit: int) -> tuple[Path, Path, Path]:
 
 def decode(a: dict, work: Path) -> dict:
     """Greedy and beam-5 on test2016 with each budget model, alternating; BLEU, lengths."""
+    return decode_pairs(a, work, "budget")
+
+
+def shared(a: dict, work: Path) -> dict:
+    """Both toolkits decode with one set of weights: ours trained `budget_min` minutes with
+    model.output_bias=false (as JoeyNMT's layer), converted by peers/joeynmt/convert.py."""
+    run = work / "runs" / "ours-shared"
+    if not (run / "checkpoints" / "last.pt").exists():
+        extra = ["model.output_bias=false", "train.max_epochs=0", "train.valid_every=500"]
+        cmd = ours_train(work, run, int(a["threads"]), [*extra, "train.patience=0"])
+        timed_run(
+            cmd, work / "runs" / "ours-shared.log", int(a["threads"]), 60 * float(a["budget_min"])
+        )
+    convert = [sys.executable, str(PEER / "convert.py"), str(run / "checkpoints" / "last.pt")]
+    subprocess.run([*convert, str(work / "runs" / "joey-shared")], check=True)
+    out = decode_pairs(a, work, "shared")
+    hyps = {
+        side: (work / "hyps" / f"{side}-shared-0" / "hyp.greedy.txt")
+        .read_text("utf-8")
+        .splitlines()
+        for side in ("ours", "joey")
+    }
+    out["greedy_identical"] = sum(o == j for o, j in zip(hyps["ours"], hyps["joey"], strict=True))
+    out["sentences"] = len(hyps["ours"])
+    return out
+
+
+def decode_pairs(a: dict, work: Path, models: str) -> dict:
+    """Alternating decode runs of runs/ours-<models> and runs/joey-<models>; BLEU, lengths."""
     threads, limit = int(a["threads"]), int(a["decode_limit"])
     test, ref, joey_test = test_subset(work, limit)
+    tag = "" if models == "budget" else f"-{models}"  # the decode stage keeps its file names
     runs = []
     for r in range(int(a["repeat"])):
-        hyp = work / "hyps" / f"ours-{r}"
+        hyp = work / "hyps" / f"ours{tag}-{r}"
+        name = f"ours{tag}-decode-{r}"
         cmd = [
             sys.executable,
             str(HERE / "beam_speed.py"),
-            f"run={work / 'runs' / 'ours-budget'}",
+            f"run={work / 'runs' / f'ours-{models}'}",
             f"input={test}",
-            f"json={work / 'runs' / f'ours-decode-{r}.json'}",
+            f"json={work / 'runs' / f'{name}.json'}",
             "beams=5",
             "batches=64",
             f"hyp_dir={hyp}",
@@ -335,12 +370,14 @@ def decode(a: dict, work: Path) -> dict:
             "stops=exact,early",  # ours as shipped, and with JoeyNMT's stopping rule
             "checkpoint=last",
         ]
-        res = timed_run(cmd, work / "runs" / f"ours-decode-{r}.log", threads)
-        runs.append(_decode_record(res, "ours", r, work / "runs" / f"ours-decode-{r}.json"))
-        print(f"decode ours #{r}: {res['sentences_per_s']}, load {res['load_start']}", flush=True)
-        hyp = work / "hyps" / f"joey-{r}"
-        config = joey_config(work, work / "runs" / "joey-budget", test=joey_test)
-        out = work / "runs" / f"joey-decode-{r}.json"
+        res = timed_run(cmd, work / "runs" / f"{name}.log", threads)
+        runs.append(_decode_record(res, "ours", r, work / "runs" / f"{name}.json"))
+        print(
+            f"decode{tag} ours #{r}: {res['sentences_per_s']}, load {res['load_start']}", flush=True
+        )
+        hyp = work / "hyps" / f"joey{tag}-{r}"
+        config = joey_config(work, work / "runs" / f"joey-{models}", test=joey_test)
+        out = work / "runs" / f"joey{tag}-decode-{r}.json"
         cmd = [
             joey_python(),
             str(PEER / "decode.py"),
@@ -350,15 +387,16 @@ def decode(a: dict, work: Path) -> dict:
             str(hyp),
             str(threads),
         ]
-        res = timed_run(cmd, work / "runs" / f"joey-decode-{r}.log", threads)
+        res = timed_run(cmd, work / "runs" / f"joey{tag}-decode-{r}.log", threads)
         runs.append(_decode_record(res, "joeynmt", r, out))
         print(
-            f"decode joeynmt #{r}: {res['sentences_per_s']}, load {res['load_start']}", flush=True
+            f"decode{tag} joeynmt #{r}: {res['sentences_per_s']}, load {res['load_start']}",
+            flush=True,
         )
     quality = {}
     for side, names in (("ours", ("greedy", "b5", "b5-early")), ("joey", ("greedy", "b5"))):
         for name in names:
-            f = work / "hyps" / f"{side}-0" / f"hyp.{name}.txt"
+            f = work / "hyps" / f"{side}{tag}-0" / f"hyp.{name}.txt"
             quality[f"{side}.{name}"] = {"bleu": bleu(f, ref), "mean_tokens": mean_tokens(work, f)}
     return {"runs": runs, "quality": quality}
 
@@ -517,7 +555,8 @@ def div(x: float, y: float) -> float:
 
 
 def report(a: dict, work: Path) -> dict:
-    tr, bu, de, gr, fl = (read(work, s) for s in ("train", "budget", "decode", "growth", "flops"))
+    stages = ("train", "budget", "decode", "shared", "growth", "flops")
+    tr, bu, de, sh, gr, fl = (read(work, s) for s in stages)
     rows = []
 
     def row(name, ours, joey, ratio, goal, ok, loads):
@@ -590,6 +629,50 @@ def report(a: dict, work: Path) -> dict:
     if bu:
         o, j = bu["ours"]["updates"], bu["joeynmt"]["updates"]
         row("updates in the budget", o, j, div(o, j), "", None, ld)
+    if sh:  # one set of weights in both: the like-for-like decoding rows
+        for name, key, need in (
+            ("greedy, same weights", "greedy", 3.0),
+            ("beam5, same weights (ours: exact)", "beam5", 5.0),
+            ("beam5, same weights, both early", "beam5-early", 5.0),
+        ):
+            o, j, r, ld = paired(
+                sh["runs"],
+                lambda x, k=key: x["sentences_per_s"][
+                    k if x["side"] == "ours" else k.split("-")[0]
+                ],
+            )
+            row(name, o, j, r, f">= {need:.0f}x", r >= need, ld)
+        q = sh["quality"]
+        for name in ("greedy", "b5", "b5-early"):
+            o, j = q[f"ours.{name}"], q[f"joey.{name.split('-')[0]}"]
+            row(
+                f"same weights {name}: BLEU",
+                o["bleu"],
+                j["bleu"],
+                div(o["bleu"], j["bleu"]),
+                "",
+                None,
+                [],
+            )
+            row(
+                f"same weights {name}: mean output tokens",
+                o["mean_tokens"],
+                j["mean_tokens"],
+                div(o["mean_tokens"], j["mean_tokens"]),
+                "",
+                None,
+                [],
+            )
+        n = sh["sentences"]
+        row(
+            "same weights: identical greedy outputs",
+            sh["greedy_identical"],
+            n,
+            sh["greedy_identical"] / n,
+            "",
+            None,
+            [],
+        )
     if fl and tr:
         limit = fl["matmul"]["limit_gflops"]
         per_token = fl["model"]["analytic"]["train_per_target_token"]
@@ -745,6 +828,7 @@ STAGES = {
     "train": train_speed,
     "budget": budget,
     "decode": decode,
+    "shared": shared,
     "growth": growth,
     "flops": flops,
     "report": report,
@@ -775,7 +859,7 @@ def main(argv: list[str]) -> None:
     stages = a["stages"].split(",")
     if any(s not in STAGES for s in stages):
         sys.exit(f"error: stages={a['stages']}: each one of {', '.join(STAGES)}")
-    if set(stages) & {"train", "budget", "decode"} and not Path(joey_python()).exists():
+    if set(stages) & {"train", "budget", "decode", "shared"} and not Path(joey_python()).exists():
         subprocess.run(["bash", str(PEER / "setup.sh")], check=True)
     for stage in stages:
         print(f"== {stage} (load {load()})", flush=True)
