@@ -59,7 +59,7 @@ class ModelConfig:
     input_feeding: bool = True
     bridge: bool = True  # initial decoder state from the encoder's final state
     tie_embeddings: bool = False  # target embedding shared with the output layer
-    output_bias: bool = True  # false: logits = W_o ã, as JoeyNMT's (bench/peers/joeynmt/convert.py)
+    output_bias: bool = True  # false: logits = W_o ã, no bias, as JoeyNMT (bench/peers/joeynmt)
 
 
 @dataclass

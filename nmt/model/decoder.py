@@ -158,7 +158,7 @@ class AttentionDecoder(nn.Module):
 
         Decoding on the CPU computes them VOCAB_BLOCK columns at a time, each block written
         in place: one (N × Hd)·(Hd × V) call was 10–35% slower at V = 8000 (fewer rows,
-        larger gain; bench/README.md). The same products and sums, so the same logits up to
+        larger gain; README.md, Speed). The same products and sums, so the same logits up to
         float rounding. Training (autograd) and other devices take the plain layer.
         """
         weight, bias = self.output.weight, self.output.bias
