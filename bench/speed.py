@@ -261,19 +261,21 @@ def train_speed(a: dict, work: Path) -> dict:
     return {"warmup": warmup, "updates": updates, "threads": threads, "runs": runs}
 
 
+def ours_budget(a: dict, work: Path, name: str, extra: tuple[str, ...] = ()) -> dict:
+    """Ours trains runs/<name> for budget_min minutes of wall clock (`extra`: overrides)."""
+    threads, seconds = int(a["threads"]), 60 * float(a["budget_min"])
+    budget = ["train.max_epochs=0", "train.valid_every=500", "train.log_every=50"]
+    cmd = ours_train(work, work / "runs" / name, threads, [*budget, "train.patience=0", *extra])
+    ours = timed_run(cmd, work / "runs" / f"{name}.log", threads, limit_s=seconds)
+    saved = re.findall(r"at update (\d+)", Path(ours["log"]).read_text())  # the SIGINT save
+    ours["updates"] = int(saved[-1]) if saved else None
+    return ours
+
+
 def budget(a: dict, work: Path) -> dict:
     """Each toolkit trains for budget_min minutes of wall clock, one after the other."""
     threads, seconds = int(a["threads"]), 60 * float(a["budget_min"])
-    run = work / "runs" / "ours-budget"
-    cmd = ours_train(
-        work,
-        run,
-        threads,
-        ["train.max_epochs=0", "train.valid_every=500", "train.log_every=50", "train.patience=0"],
-    )
-    ours = timed_run(cmd, work / "runs" / "ours-budget.log", threads, limit_s=seconds)
-    saved = re.findall(r"at update (\d+)", Path(ours["log"]).read_text())  # the SIGINT save
-    ours["updates"] = int(saved[-1]) if saved else None
+    ours = ours_budget(a, work, "ours-budget")
     print(f"budget ours: {ours}", flush=True)
     model_dir = work / "runs" / "joey-budget"
     config = joey_config(work, model_dir, validation_freq=500, logging_freq=50)
@@ -327,10 +329,9 @@ def shared(a: dict, work: Path) -> dict:
     model.output_bias=false (as JoeyNMT's layer), converted by peers/joeynmt/convert.py."""
     run = work / "runs" / "ours-shared"
     if not (run / "checkpoints" / "last.pt").exists():
-        extra = ["model.output_bias=false", "train.max_epochs=0", "train.valid_every=500"]
-        cmd = ours_train(work, run, int(a["threads"]), [*extra, "train.patience=0"])
-        timed_run(
-            cmd, work / "runs" / "ours-shared.log", int(a["threads"]), 60 * float(a["budget_min"])
+        print(
+            f"shared ours: {ours_budget(a, work, run.name, ('model.output_bias=false',))}",
+            flush=True,
         )
     convert = [sys.executable, str(PEER / "convert.py"), str(run / "checkpoints" / "last.pt")]
     subprocess.run([*convert, str(work / "runs" / "joey-shared")], check=True)
@@ -550,6 +551,12 @@ def side_median(runs: list[dict], side: str, value) -> float:
     return statistics.median(value(x) for x in runs if x["side"] == side)
 
 
+def speed(key: str):
+    """value(run) for `paired`: sentences/s of search `key` (greedy, beam5, beam5-early).
+    JoeyNMT's beam has one stopping rule, K ended, under the plain label (its "beam5")."""
+    return lambda x: x["sentences_per_s"][key if x["side"] == "ours" else key.split("-")[0]]
+
+
 def div(x: float, y: float) -> float:
     return x / y if y else float("nan")
 
@@ -588,12 +595,8 @@ def report(a: dict, work: Path) -> dict:
             ("beam5, both stop at K ended (early)", "beam5-early", ">= 5x", 5.0),
         )
         for name, key, goal, need in speeds:
-
-            def speed(x, key=key):  # JoeyNMT's beam has one rule: K ended (its "beam5")
-                return x["sentences_per_s"][key if x["side"] == "ours" else key.split("-")[0]]
-
             if all(key in x["sentences_per_s"] for x in de["runs"] if x["side"] == "ours"):
-                o, j, r, ld = paired(de["runs"], speed)
+                o, j, r, ld = paired(de["runs"], speed(key))
                 row(name, o, j, r, goal, r >= need, ld)
         o, j, r, ld = paired(de["runs"], lambda x: x["peak_rss_mb"])
         row("decode peak RSS MB", o, j, r, "<= 0.7x", r <= 0.7, ld)
@@ -635,12 +638,7 @@ def report(a: dict, work: Path) -> dict:
             ("beam5, same weights (ours: exact)", "beam5", 5.0),
             ("beam5, same weights, both early", "beam5-early", 5.0),
         ):
-            o, j, r, ld = paired(
-                sh["runs"],
-                lambda x, k=key: x["sentences_per_s"][
-                    k if x["side"] == "ours" else k.split("-")[0]
-                ],
-            )
+            o, j, r, ld = paired(sh["runs"], speed(key))
             row(name, o, j, r, f">= {need:.0f}x", r >= need, ld)
         q = sh["quality"]
         for name in ("greedy", "b5", "b5-early"):
