@@ -10,15 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt import PAD_ID
 from nmt.errors import ConfigError
 from nmt.model.attention import Attention
 from nmt.model.encoder import make_rnn
+from nmt.model.packed import PackedLinear
 
-# Output-layer columns computed at a time when decoding on the CPU (`AttentionDecoder.logits`)
+# Output-layer columns computed at a time when decoding on the CPU without oneDNN
+# (`AttentionDecoder.logits`)
 VOCAB_BLOCK = 1024
 
 
@@ -91,6 +92,7 @@ class AttentionDecoder(nn.Module):
                     f"model.dec_hidden_size ({hidden_size})"
                 )
             self.output.weight = self.embed.weight
+        self.packed = PackedLinear()  # the decoding GEMMs through oneDNN (nmt.model.packed)
 
     def initial_state(self, init: Tensor | None, batch: int) -> DecoderState:
         """The state before the first step: from the bridge (init: (B, Hd)) or zeros."""
@@ -103,11 +105,48 @@ class AttentionDecoder(nn.Module):
 
     def _run_rnn(self, x: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """x: (B, T, I) → RNN outputs (B, T, Hd) and the state after the last step."""
+        if (
+            x.size(1) == 1
+            and not self.rnn.training
+            and self.packed.applies(x, self.rnn.weight_hh_l0)
+        ):
+            return self._rnn_step(x.squeeze(1), state)
         if self.cell == "lstm":
             out, (h, c) = self.rnn(x, (state.hidden, state.cell))
             return out, replace(state, hidden=h, cell=c)
         out, h = self.rnn(x, state.hidden)
         return out, replace(state, hidden=h)
+
+    def _rnn_step(self, x: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """One step of the RNN, x: (N, I), with each layer's two GEMMs through oneDNN.
+
+        The gates as torch's RNN kernels compute them (r, z, n for a GRU; i, f, g, o for an
+        LSTM), so the same outputs up to float rounding (tests/model/test_decoder.py).
+        """
+        hiddens, cells = [], []
+        for layer in range(self.layers):
+            h = state.hidden[layer]  # (N, Hd)
+            w_ih, b_ih, w_hh, b_hh = (
+                getattr(self.rnn, f"{kind}_l{layer}")
+                for kind in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
+            )
+            gx = self.packed(f"ih{layer}", x, w_ih, b_ih)  # (N, G·Hd)
+            gh = self.packed(f"hh{layer}", h, w_hh, b_hh)  # (N, G·Hd)
+            if self.cell == "gru":
+                (xr, xz, xn), (hr, hz, hn) = gx.chunk(3, 1), gh.chunk(3, 1)
+                reset, update = xr.add_(hr).sigmoid_(), xz.add_(hz).sigmoid_()
+                new = xn.addcmul_(reset, hn).tanh_()  # tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+                x = (h - new).mul_(update).add_(new)  # (1 − z) ⊙ n + z ⊙ h
+            elif self.cell == "lstm":
+                i, f, g, o = gx.add_(gh).chunk(4, 1)
+                c = torch.addcmul(f.sigmoid_() * state.cell[layer], i.sigmoid_(), g.tanh_())
+                x = o.sigmoid_() * c.tanh()
+                cells.append(c)
+            else:
+                x = gx.add_(gh).tanh_()
+            hiddens.append(x)
+        cell = torch.stack(cells) if cells else None
+        return x.unsqueeze(1), replace(state, hidden=torch.stack(hiddens), cell=cell)
 
     def values(self, memory: Tensor) -> Tensor:
         """memory: (B, S, He) encoder states → what attention averages, (B, S, Hd).
@@ -117,7 +156,8 @@ class AttentionDecoder(nn.Module):
         source state here instead of to every query's context, which a beam's K hypotheses
         would each repeat at every step. The same ã up to float rounding.
         """
-        return F.linear(memory, self.combine.weight[:, self.hidden_size :], self.combine.bias)
+        weight = self.combine.weight[:, self.hidden_size :]
+        return self.packed("values", memory, weight, self.combine.bias)
 
     def _attend(self, enc: EncoderOutput, rnn_out: Tensor) -> tuple[Tensor, Tensor]:
         """rnn_out: (N, T, Hd) → attentional vectors ã (N, T, Hd) and weights (N, T, S).
@@ -129,7 +169,7 @@ class AttentionDecoder(nn.Module):
         query = rnn_out.reshape(enc.values.size(0), -1, hd)  # (B, K·T, Hd)
         context, weights = self.attention(query, enc.keys, enc.values, enc.mask)
         context, weights = context.view(n, t, hd), weights.view(n, t, -1)  # W_c,h c + b_c
-        att = torch.tanh(F.linear(rnn_out, self.combine.weight[:, :hd]) + context)
+        att = torch.tanh(self.packed("combine", rnn_out, self.combine.weight[:, :hd]) + context)
         return att, weights
 
     def _advance(
@@ -156,13 +196,16 @@ class AttentionDecoder(nn.Module):
     def logits(self, x: Tensor) -> Tensor:
         """x: (N, Hd) → the output layer's logits (N, V).
 
-        Decoding on the CPU computes them VOCAB_BLOCK columns at a time, each block written
-        in place: one (N × Hd)·(Hd × V) call was 10–35% slower at V = 8000 (fewer rows,
-        larger gain; README.md, Speed). The same products and sums, so the same logits up to
-        float rounding. Training (autograd) and other devices take the plain layer.
+        Without autograd on the CPU: through oneDNN (`nmt.model.packed`), or where that is
+        missing VOCAB_BLOCK columns at a time, each block written in place (one MKL
+        (N × Hd)·(Hd × V) call was 10–35% slower at V = 8000; README.md, Speed). The same
+        products and sums, so the same logits up to float rounding. Training (autograd) and
+        other devices take the plain layer.
         """
         weight, bias = self.output.weight, self.output.bias
         vocab = weight.size(0)
+        if self.packed.applies(x, weight):
+            return self.packed("output", x, weight, bias)
         if (
             x.device.type != "cpu"
             or vocab <= 2 * VOCAB_BLOCK

@@ -1,0 +1,86 @@
+"""Linear layers through oneDNN's fp32 GEMM on a packed copy of the weight, for decoding.
+
+torch's CPU matmul calls MKL, and MKL on AMD processors runs its AVX2 kernels: on the
+2-core AMD EPYC of bench/README.md, `torch.mm` reaches about 220 GFLOP/s where oneDNN, which
+torch also ships, reaches 460-510 in fp32 at every decoder shape (`bench/flops.py` measures
+both). `PackedLinear` reorders a weight once into oneDNN's layout and keeps it until the
+weight changes: an optimiser step or a load bumps the tensor's version, and the next call
+packs it again. The products are fp32, as MKL's, so outputs differ only by float rounding.
+
+It is used where nothing needs gradients on a CPU (decoding, scoring, validation); training
+(autograd), other devices and dtypes, and the environment setting NMT_ONEDNN=0 take the
+plain `F.linear`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@cache
+def onednn_available() -> bool:
+    """Whether this torch build has oneDNN's packed linear and it agrees with F.linear."""
+    if os.environ.get("NMT_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        x, w, b = torch.randn(3, 8), torch.randn(5, 8), torch.randn(5)
+        with torch.inference_mode():
+            y = torch.ops.mkldnn._linear_pointwise(
+                x, torch.ops.mkldnn._reorder_linear_weight(w), b, "none", [], ""
+            )
+        return bool(torch.allclose(y, F.linear(x, w, b), atol=1e-5))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+class PackedLinear:
+    """The packed weights of one module's linear maps, each under the name it is called with.
+
+    Not a parameter or buffer: checkpoints and `state_dict` never see it, and a copy of the
+    module (copy.deepcopy) starts with none packed.
+    """
+
+    def __init__(self) -> None:
+        # name → (the weight packed, its version then, the packed copy)
+        self._packs: dict[str, tuple[Tensor, int, Tensor]] = {}
+
+    @staticmethod
+    def applies(x: Tensor, weight: Tensor) -> bool:
+        """Whether x·weightᵀ goes through oneDNN: fp32 on the CPU, no autograd, available."""
+        return (
+            x.device.type == "cpu"
+            and x.dtype == weight.dtype == torch.float32
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+            and not weight.is_inference()  # no version counter to tell when it changes
+            and onednn_available()
+        )
+
+    def __call__(self, name: str, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        """F.linear(x, weight, bias): x (..., In), weight (Out, In), bias (Out,) → (..., Out)."""
+        if not self.applies(x, weight):
+            return F.linear(x, weight, bias)
+        hit = self._packs.get(name)
+        # the weight kept in the entry keeps its storage alive: an equal data_ptr is the same
+        # memory, not a new tensor allocated where a freed one was
+        if (
+            hit is None
+            or hit[0].data_ptr() != weight.data_ptr()
+            or hit[0].stride() != weight.stride()
+            or hit[0].shape != weight.shape
+            or hit[1] != weight._version
+        ):
+            with torch.inference_mode():
+                packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous())
+            hit = self._packs[name] = (weight, weight._version, packed)
+        return torch.ops.mkldnn._linear_pointwise(x, hit[2], bias, "none", [], "")
+
+    def __deepcopy__(self, memo: dict) -> PackedLinear:
+        return PackedLinear()  # oneDNN's packed tensors cannot be copied; they are rebuilt
+
+    def __getstate__(self) -> dict:
+        return {"_packs": {}}
