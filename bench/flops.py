@@ -2,9 +2,11 @@
 
     python bench/flops.py [threads=2] [json=OUT.json] [run=DIR | spm=FILE data=PREFIX]
 
-`matmul_rate` times torch.mm at a large square size and at the shapes the comparison model
-multiplies (a training batch of ~4096 tokens, ~250 sentences), best of several runs, and
-takes the fastest as the machine's limit. `model_flops` counts matmul FLOPs (multiply-add =
+`matmul_rate` times fp32 matmuls at a large square size and at the shapes the comparison
+model multiplies (a training batch of ~4096 tokens, ~250 sentences), best of several runs,
+through both of torch's CPU paths: torch.mm (MKL) and oneDNN's packed linear
+(nmt.model.packed, what our decoding uses). The fastest of all is the machine's limit: on
+AMD processors MKL runs its AVX2 kernels and oneDNN is about 2.3x faster. `model_flops` counts matmul FLOPs (multiply-add =
 2) two ways: analytically, per *real* target token (the useful work: packed source, no
 padding), and with torch's FlopCounterMode over real training batches (what actually runs,
 padding included). Backward is counted as twice the forward, the usual convention
@@ -26,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from nmt.config import AttentionConfig, ModelConfig
 from nmt.data.batching import TokenBatchSampler, make_batch
 from nmt.model import Seq2Seq
+from nmt.model.packed import PackedLinear, onednn_available
 
 # the comparison model of issue 7 (conf/model/gru.yaml + conf/attention/bahdanau.yaml)
 MODEL = dict(
@@ -43,18 +46,32 @@ MODEL = dict(
 )
 
 
-def mm_rate(m: int, k: int, n: int, repeat: int = 5, min_s: float = 0.3) -> float:
-    """Best GFLOP/s of torch.mm (m, k) @ (k, n) in fp32 over `repeat` timed bursts."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    out = torch.empty(m, n)
-    torch.mm(a, b, out=out)
+@torch.inference_mode()
+def mm_rate(
+    m: int, k: int, n: int, backend: str = "mm", repeat: int = 5, min_s: float = 0.3
+) -> float:
+    """Best GFLOP/s of (m, k) @ (k, n) in fp32 over `repeat` timed bursts; backend "mm"
+    (torch.mm) or "onednn" (a PackedLinear, its weight packed once)."""
+    a, w = torch.randn(m, k), torch.randn(n, k)
+    if backend == "onednn":
+        packed = PackedLinear()
+
+        def product() -> None:
+            packed("w", a, w)
+    else:
+        out = torch.empty(m, n)
+
+        def product() -> None:
+            torch.mm(a, w.t(), out=out)
+
+    product()
     flops = 2.0 * m * k * n
     calls = max(1, int(min_s * 50e9 / flops))  # ~min_s seconds at 50 GFLOP/s
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
         for _ in range(calls):
-            torch.mm(a, b, out=out)
+            product()
         best = min(best, (time.perf_counter() - start) / calls)
     return flops / best / 1e9
 
@@ -71,7 +88,12 @@ def matmul_rate(threads: int) -> dict:
         "beam step output, 320 x 512 -> 8000": (320, 512, 8000),
     }
     rates = {name: round(mm_rate(*shape), 1) for name, shape in shapes.items()}
-    return {"threads": threads, "gflops": rates, "limit_gflops": max(rates.values())}
+    out = {"threads": threads, "gflops": rates, "mm_limit_gflops": max(rates.values())}
+    if onednn_available():
+        onednn = {name: round(mm_rate(*shape, "onednn"), 1) for name, shape in shapes.items()}
+        out["onednn_gflops"] = onednn
+        rates = {**rates, **{f"onednn {name}": rate for name, rate in onednn.items()}}
+    return {**out, "limit_gflops": max(rates.values())}
 
 
 def analytic_flops(cfg: ModelConfig, attn: int, vocab: int, src_len: float, tgt_len: float) -> dict:

@@ -22,9 +22,11 @@ them all and prints the table, writes work/speed.json and work/growth.png):
   model.output_bias=false (runs/ours-shared, kept once trained), converted for JoeyNMT by
   peers/joeynmt/convert.py (runs/joey-shared); then decoded as in `decode`. Same model, so
   the same output lengths: the like-for-like decoding comparison.
-- growth:  ours: decode time vs beam width, batch size and source length; training time per
-  target token vs sentence length (JoeyNMT's beam widths too with peer_growth=true).
-- flops:   the fp32 matmul limit and FLOPs per target token (bench/flops.py).
+- growth:  ours (runs/ours-budget, or runs/ours-shared where the budget stage has not run):
+  decode time vs beam width, batch size and source length; training time per target token
+  vs sentence length (JoeyNMT's beam widths too with peer_growth=true).
+- flops:   the fp32 matmul limit (torch.mm and oneDNN) and FLOPs per target token
+  (bench/flops.py).
 
 Each figure is stored with the load average (/proc/loadavg) at its start and end.
 """
@@ -405,6 +407,9 @@ def decode_pairs(a: dict, work: Path, models: str) -> dict:
 def growth(a: dict, work: Path) -> dict:
     """Ours: decode time vs beam width, batch size, source length; training cost vs length."""
     threads, run = int(a["threads"]), work / "runs" / "ours-budget"
+    if not run.exists():  # the budget stage has not run here: the shared stage's model
+        run = work / "runs" / "ours-shared"
+    print(f"growth: decoding with {run}", flush=True)
     test = work / "data" / "test.de"
     out: dict = {}
 
@@ -685,6 +690,17 @@ def report(a: dict, work: Path) -> dict:
             mfu["ours"] >= 0.4,
             [fl["load_start"][0]],
         )
+        mm_limit = fl["matmul"].get("mm_limit_gflops", limit)
+        if mm_limit != limit:  # the limit is oneDNN's: MFU against torch.mm's (MKL) rate too
+            row(
+                f"MFU against torch.mm's {mm_limit:.0f} GFLOP/s (MKL, what training runs)",
+                round(mfu["ours"] * limit / mm_limit, 3),
+                round(mfu["joeynmt"] * limit / mm_limit, 3),
+                mfu["ours"] / mfu["joeynmt"],
+                "",
+                None,
+                [],
+            )
         row(
             "HFU (executed FLOPs incl. padding)",
             round(train_rate["ours"] * counted / 1e9 / limit, 3),

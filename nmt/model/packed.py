@@ -4,8 +4,11 @@ torch's CPU matmul calls MKL, and MKL on AMD processors runs its AVX2 kernels: o
 2-core AMD EPYC of bench/README.md, `torch.mm` reaches about 220 GFLOP/s where oneDNN, which
 torch also ships, reaches 460-510 in fp32 at every decoder shape (`bench/flops.py` measures
 both). `PackedLinear` reorders a weight once into oneDNN's layout and keeps it until the
-weight changes: an optimiser step or a load bumps the tensor's version, and the next call
-packs it again. The products are fp32, as MKL's, so outputs differ only by float rounding.
+weight changes: any torch optimiser's step (counted by a global hook, since fused optimisers
+such as Adam(fused=True) leave the version counter alone) or an in-place change such as
+`load_state_dict` (which bumps the tensor's version) makes the next call pack it again. A
+weight changed through `.data` is not seen: call `clear()`. The products are fp32, as MKL's,
+so outputs differ only by float rounding.
 
 It is used where nothing needs gradients on a CPU (decoding, scoring, validation); training
 (autograd), other devices and dtypes, and the environment setting NMT_ONEDNN=0 take the
@@ -20,6 +23,17 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+
+_steps = [0]  # torch optimiser steps taken in this process
+
+
+def _count_step(optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+    _steps[0] += 1
+
+
+register_optimizer_step_post_hook(_count_step)
 
 
 @cache
@@ -46,8 +60,8 @@ class PackedLinear:
     """
 
     def __init__(self) -> None:
-        # name → (the weight packed, its version then, the packed copy)
-        self._packs: dict[str, tuple[Tensor, int, Tensor]] = {}
+        # name → (the weight packed, (its version, optimiser steps) then, the packed copy)
+        self._packs: dict[str, tuple[Tensor, tuple[int, int], Tensor]] = {}
 
     @staticmethod
     def applies(x: Tensor, weight: Tensor) -> bool:
@@ -64,7 +78,7 @@ class PackedLinear:
         """F.linear(x, weight, bias): x (..., In), weight (Out, In), bias (Out,) → (..., Out)."""
         if not self.applies(x, weight):
             return F.linear(x, weight, bias)
-        hit = self._packs.get(name)
+        hit, stamp = self._packs.get(name), (weight._version, _steps[0])
         # the weight kept in the entry keeps its storage alive: an equal data_ptr is the same
         # memory, not a new tensor allocated where a freed one was
         if (
@@ -72,12 +86,16 @@ class PackedLinear:
             or hit[0].data_ptr() != weight.data_ptr()
             or hit[0].stride() != weight.stride()
             or hit[0].shape != weight.shape
-            or hit[1] != weight._version
+            or hit[1] != stamp
         ):
             with torch.inference_mode():
                 packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous())
-            hit = self._packs[name] = (weight, weight._version, packed)
+            hit = self._packs[name] = (weight, stamp, packed)
         return torch.ops.mkldnn._linear_pointwise(x, hit[2], bias, "none", [], "")
+
+    def clear(self) -> None:
+        """Drop every packed copy (after changing a weight in a way no counter sees)."""
+        self._packs.clear()
 
     def __deepcopy__(self, memo: dict) -> PackedLinear:
         return PackedLinear()  # oneDNN's packed tensors cannot be copied; they are rebuilt

@@ -74,6 +74,22 @@ def test_a_weight_changed_in_place_is_packed_again():
 
 
 @needs_onednn
+@pytest.mark.parametrize("fused", [True, False])
+def test_an_optimiser_step_is_seen_fused_or_not(fused):
+    """Adam(fused=True) updates weights without bumping their version counter; the packs
+    must still be rebuilt after any optimiser step."""
+    weight = torch.nn.Parameter(torch.randn(6, 4))
+    linear, x = PackedLinear(), torch.randn(3, 4)
+    with torch.inference_mode():
+        linear("w", x, weight)
+    weight.grad = torch.ones_like(weight)
+    torch.optim.Adam([weight], lr=0.1, fused=fused).step()
+    with torch.inference_mode():
+        after = linear("w", x, weight)
+    torch.testing.assert_close(after, x @ weight.detach().t(), rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
 def test_a_packed_model_copies_and_saves_without_its_packs():
     """deepcopy (oneDNN's packed tensors cannot be copied) and state_dict skip the packs."""
     model = tiny_model()
