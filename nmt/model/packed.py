@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-
 _steps = [0]  # torch optimiser steps taken in this process
 
 
