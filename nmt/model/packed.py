@@ -41,7 +41,12 @@ def onednn_available() -> bool:
     if os.environ.get("NMT_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
         return False
     try:
-        x, w, b = torch.randn(3, 8), torch.randn(5, 8), torch.randn(5)
+        # fixed values, not torch.randn: the probe must not move the global random stream
+        x, w, b = (
+            torch.linspace(-1, 1, 24).view(3, 8),
+            torch.linspace(1, -2, 40).view(5, 8),
+            torch.ones(5),
+        )
         with torch.inference_mode():
             y = torch.ops.mkldnn._linear_pointwise(
                 x, torch.ops.mkldnn._reorder_linear_weight(w), b, "none", [], ""
