@@ -114,3 +114,13 @@ def test_nmt_onednn_0_turns_it_off(monkeypatch):
     with torch.inference_mode():
         linear("w", x, weight)
     assert not linear._packs
+
+
+def test_the_availability_probe_leaves_the_random_stream_alone():
+    """The probe runs at the first packed call, say a resumed run's first validation: drawing
+    random numbers there would change its dropout masks from the uninterrupted run's."""
+    torch.manual_seed(3)
+    want = torch.rand(4)
+    torch.manual_seed(3)
+    onednn_available.__wrapped__()
+    torch.testing.assert_close(torch.rand(4), want, rtol=0, atol=0)
