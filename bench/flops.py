@@ -46,7 +46,7 @@ MODEL = dict(
 )
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: PackedLinear leaves inference tensors to F.linear
 def mm_rate(
     m: int, k: int, n: int, backend: str = "mm", repeat: int = 5, min_s: float = 0.3
 ) -> float:
