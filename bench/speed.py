@@ -645,6 +645,8 @@ def report(a: dict, work: Path) -> dict:
         ):
             o, j, r, ld = paired(sh["runs"], speed(key))
             row(name, o, j, r, f">= {need:.0f}x", r >= need, ld)
+        o, j, r, ld = paired(sh["runs"], lambda x: x["peak_rss_mb"])
+        row("decode peak RSS MB, same weights", o, j, r, "<= 0.7x", r <= 0.7, ld)
         q = sh["quality"]
         for name in ("greedy", "b5", "b5-early"):
             o, j = q[f"ours.{name}"], q[f"joey.{name.split('-')[0]}"]

@@ -105,48 +105,11 @@ class AttentionDecoder(nn.Module):
 
     def _run_rnn(self, x: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """x: (B, T, I) → RNN outputs (B, T, Hd) and the state after the last step."""
-        if (
-            x.size(1) == 1
-            and not self.rnn.training
-            and self.packed.applies(x, self.rnn.weight_hh_l0)
-        ):
-            return self._rnn_step(x.squeeze(1), state)
         if self.cell == "lstm":
             out, (h, c) = self.rnn(x, (state.hidden, state.cell))
             return out, replace(state, hidden=h, cell=c)
         out, h = self.rnn(x, state.hidden)
         return out, replace(state, hidden=h)
-
-    def _rnn_step(self, x: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
-        """One step of the RNN, x: (N, I), with each layer's two GEMMs through oneDNN.
-
-        The gates as torch's RNN kernels compute them (r, z, n for a GRU; i, f, g, o for an
-        LSTM), so the same outputs up to float rounding (tests/model/test_decoder.py).
-        """
-        hiddens, cells = [], []
-        for layer in range(self.layers):
-            h = state.hidden[layer]  # (N, Hd)
-            w_ih, b_ih, w_hh, b_hh = (
-                getattr(self.rnn, f"{kind}_l{layer}")
-                for kind in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
-            )
-            gx = self.packed(f"ih{layer}", x, w_ih, b_ih)  # (N, G·Hd)
-            gh = self.packed(f"hh{layer}", h, w_hh, b_hh)  # (N, G·Hd)
-            if self.cell == "gru":
-                (xr, xz, xn), (hr, hz, hn) = gx.chunk(3, 1), gh.chunk(3, 1)
-                reset, update = xr.add_(hr).sigmoid_(), xz.add_(hz).sigmoid_()
-                new = xn.addcmul_(reset, hn).tanh_()  # tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-                x = (h - new).mul_(update).add_(new)  # (1 − z) ⊙ n + z ⊙ h
-            elif self.cell == "lstm":
-                i, f, g, o = gx.add_(gh).chunk(4, 1)
-                c = torch.addcmul(f.sigmoid_() * state.cell[layer], i.sigmoid_(), g.tanh_())
-                x = o.sigmoid_() * c.tanh()
-                cells.append(c)
-            else:
-                x = gx.add_(gh).tanh_()
-            hiddens.append(x)
-        cell = torch.stack(cells) if cells else None
-        return x.unsqueeze(1), replace(state, hidden=torch.stack(hiddens), cell=cell)
 
     def values(self, memory: Tensor) -> Tensor:
         """memory: (B, S, He) encoder states → what attention averages, (B, S, Hd).
