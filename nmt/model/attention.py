@@ -59,7 +59,7 @@ class BahdanauAttention(Attention):
         self.packed = PackedLinear()  # the projections through oneDNN (nmt.model.packed)
 
     def keys(self, memory: Tensor) -> Tensor:
-        return 2.0 * self.packed("keys", memory, self.key_proj.weight)  # (B, S, A): 2 W_k h
+        return 2.0 * self.key_proj(memory)  # (B, S, A): 2 W_k h
 
     # Without autograd (decoding) the (B, T, S, A) tensor is made this many elements at a
     # time, so a beam never holds it whole (40 MB at 64 sentences × 5, S = 60, A = 512).

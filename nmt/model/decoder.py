@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt import PAD_ID
@@ -119,8 +120,7 @@ class AttentionDecoder(nn.Module):
         source state here instead of to every query's context, which a beam's K hypotheses
         would each repeat at every step. The same ã up to float rounding.
         """
-        weight = self.combine.weight[:, self.hidden_size :]
-        return self.packed("values", memory, weight, self.combine.bias)
+        return F.linear(memory, self.combine.weight[:, self.hidden_size :], self.combine.bias)
 
     def _attend(self, enc: EncoderOutput, rnn_out: Tensor) -> tuple[Tensor, Tensor]:
         """rnn_out: (N, T, Hd) → attentional vectors ã (N, T, Hd) and weights (N, T, S).

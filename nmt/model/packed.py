@@ -11,13 +11,15 @@ weight changed through `.data` is not seen: call `clear()`. The products are fp3
 so outputs differ only by float rounding.
 
 It is used where nothing needs gradients on a CPU (decoding, scoring, validation) for the
-output layer, the attention projections and the combine layer; training (autograd), other
-devices and dtypes, and the environment setting NMT_ONEDNN=0 take the plain `F.linear`.
-Measured on that machine (bench/README.md): beam-5 1.6x faster, for about 40 MB more peak
-memory. The decoder RNN's two GEMMs are left to torch's GRU: a hand-written step through
-oneDNN bought another 11% and cost another 50 MB. The training loss's GEMMs are left to
-MKL too: oneDNN made them 1.6x faster, but the process grew by tens of MB for every batch
-(not understood; not its primitive cache).
+maps each decoder step makes: the output layer, the attention query and the combine layer;
+training (autograd), other devices and dtypes, and the environment setting NMT_ONEDNN=0
+take the plain `F.linear`. Measured on that machine (bench/README.md): beam 5 about 1.5x
+faster for about 50 MB more peak memory. oneDNN keeps about 1 MB for every input shape it
+has seen (not in its primitive cache: capping that changed nothing), so what is left out
+is what costs memory for little time: the once-per-sentence keys and values (a new row
+count every batch; 2-3% of beam time, 20 MB), the decoder RNN's two GEMMs (a hand-written
+step bought 11% and cost 50 MB), and the training loss (1.6x faster GEMMs, but the process
+grew by tens of MB a batch).
 """
 
 from __future__ import annotations
