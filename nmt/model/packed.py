@@ -13,7 +13,7 @@ so outputs differ only by float rounding.
 It is used where nothing needs gradients on a CPU (decoding, scoring, validation) for the
 maps each decoder step makes: the output layer, the attention query and the combine layer;
 training (autograd), other devices and dtypes, and the environment setting NMT_ONEDNN=0
-take the plain `F.linear`. Measured on that machine (bench/README.md): beam 5 about 1.5x
+take the plain `F.linear`. Measured on that machine (bench/README.md): decoding 1.3-1.5x
 faster for about 50 MB more peak memory. oneDNN keeps about 1 MB for every input shape it
 has seen (not in its primitive cache: capping that changed nothing), so what is left out
 is what costs memory for little time: the once-per-sentence keys and values (a new row
