@@ -12,7 +12,6 @@ import torch
 from torch import Tensor, nn
 
 from nmt.errors import ConfigError
-from nmt.model.packed import PackedLinear
 
 
 class Attention(nn.Module):
@@ -56,7 +55,6 @@ class BahdanauAttention(Attention):
         self.key_proj = nn.Linear(memory_size, size, bias=False)
         self.query_proj = nn.Linear(query_size, size, bias=False)
         self.energy = nn.Linear(size, 1, bias=False)
-        self.packed = PackedLinear()  # the projections through oneDNN (nmt.model.packed)
 
     def keys(self, memory: Tensor) -> Tensor:
         return 2.0 * self.key_proj(memory)  # (B, S, A): 2 W_k h
@@ -67,7 +65,7 @@ class BahdanauAttention(Attention):
 
     def scores(self, query: Tensor, keys: Tensor) -> Tensor:
         """query: (B, T, Hd), keys from `keys` → vᵀ tanh(W_q q + W_k h) + Σv: (B, T, S)."""
-        q = 2.0 * self.packed("query", query, self.query_proj.weight)  # (B, T, A)
+        q = 2.0 * self.query_proj(query)  # (B, T, A)
         v = 2.0 * self.energy.weight.squeeze(0)  # (A,)
         b, t, a = q.shape
         step = max(1, self.CHUNK // (t * keys.size(1) * a))  # sentences per chunk

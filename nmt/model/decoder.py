@@ -93,7 +93,7 @@ class AttentionDecoder(nn.Module):
                     f"model.dec_hidden_size ({hidden_size})"
                 )
             self.output.weight = self.embed.weight
-        self.packed = PackedLinear()  # the decoding GEMMs through oneDNN (nmt.model.packed)
+        self.packed = PackedLinear()  # the output layer through oneDNN when decoding (`logits`)
 
     def initial_state(self, init: Tensor | None, batch: int) -> DecoderState:
         """The state before the first step: from the bridge (init: (B, Hd)) or zeros."""
@@ -132,7 +132,7 @@ class AttentionDecoder(nn.Module):
         query = rnn_out.reshape(enc.values.size(0), -1, hd)  # (B, K·T, Hd)
         context, weights = self.attention(query, enc.keys, enc.values, enc.mask)
         context, weights = context.view(n, t, hd), weights.view(n, t, -1)  # W_c,h c + b_c
-        att = torch.tanh(self.packed("combine", rnn_out, self.combine.weight[:, :hd]) + context)
+        att = torch.tanh(F.linear(rnn_out, self.combine.weight[:, :hd]) + context)
         return att, weights
 
     def _advance(

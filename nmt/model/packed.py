@@ -10,16 +10,16 @@ such as Adam(fused=True) leave the version counter alone) or an in-place change 
 weight changed through `.data` is not seen: call `clear()`. The products are fp32, as MKL's,
 so outputs differ only by float rounding.
 
-It is used where nothing needs gradients on a CPU (decoding, scoring, validation) for the
-maps each decoder step makes: the output layer, the attention query and the combine layer;
-training (autograd), other devices and dtypes, and the environment setting NMT_ONEDNN=0
-take the plain `F.linear`. Measured on that machine (bench/README.md): decoding 1.3-1.5x
-faster for about 50 MB more peak memory. oneDNN keeps about 1 MB for every input shape it
-has seen (not in its primitive cache: capping that changed nothing), so what is left out
-is what costs memory for little time: the once-per-sentence keys and values (a new row
-count every batch; 2-3% of beam time, 20 MB), the decoder RNN's two GEMMs (a hand-written
-step bought 11% and cost 50 MB), and the training loss (1.6x faster GEMMs, but the process
-grew by tens of MB a batch).
+The decoder uses it for the output layer (`AttentionDecoder.logits`) where nothing needs
+gradients on a CPU (decoding, scoring, validation); training (autograd), other devices and
+dtypes, and the environment setting NMT_ONEDNN=0 take the plain layer. Measured on that
+machine (bench/README.md): the output layer is 62% of a decoder step's FLOPs, and beam 5
+runs about 1.4x faster. oneDNN costs memory beyond the packed copy (about 1 MB for each
+input shape it has seen, not in its primitive cache: capping that changed nothing), so the
+other maps stay with MKL: the attention query and the combine layer bought nothing
+measurable for 20-70 MB more peak memory, the decoder RNN's two GEMMs (a hand-written step)
+11% for 50 MB, the once-per-batch keys and values 2-3% for 20 MB, and the training loss's
+GEMMs 1.6x, but the process grew by tens of MB a batch.
 """
 
 from __future__ import annotations
