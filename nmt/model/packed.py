@@ -14,7 +14,7 @@ The decoder uses it for the output layer (`AttentionDecoder.logits`) where nothi
 gradients on a CPU (decoding, scoring, validation); training (autograd), other devices and
 dtypes, and the environment setting NMT_ONEDNN=0 take the plain layer. Measured on that
 machine (bench/README.md): the output layer is 62% of a decoder step's FLOPs, and beam 5
-runs about 1.4x faster. oneDNN costs memory beyond the packed copy (about 1 MB for each
+runs about 1.3x faster. oneDNN costs memory beyond the packed copy (about 1 MB for each
 input shape it has seen, not in its primitive cache: capping that changed nothing), so the
 other maps stay with MKL: the attention query and the combine layer bought nothing
 measurable for 20-70 MB more peak memory, the decoder RNN's two GEMMs (a hand-written step)
