@@ -6,12 +6,12 @@
 model multiplies (a training batch of ~4096 tokens, ~250 sentences), best of several runs,
 through both of torch's CPU paths: torch.mm (MKL) and oneDNN's packed linear
 (nmt.model.packed, what our decoding uses). The fastest of all is the machine's limit: on
-AMD processors MKL runs its AVX2 kernels and oneDNN is about 2.3x faster. `model_flops` counts matmul FLOPs (multiply-add =
-2) two ways: analytically, per *real* target token (the useful work: packed source, no
-padding), and with torch's FlopCounterMode over real training batches (what actually runs,
-padding included). Backward is counted as twice the forward, the usual convention
-(FlopCounterMode counts the backward it sees). bench/speed.py divides its training rate by
-these to report model FLOPs utilisation (MFU).
+AMD processors MKL runs its AVX2 kernels and oneDNN is about 2.3x faster. `model_flops`
+counts matmul FLOPs (multiply-add = 2) two ways: analytically, per *real* target token (the
+useful work: packed source, no padding), and with torch's FlopCounterMode over real
+training batches (what actually runs, padding included). Backward is counted as twice the
+forward, the usual convention (FlopCounterMode counts the backward it sees).
+bench/speed.py divides its training rate by these to report model FLOPs utilisation (MFU).
 """
 
 from __future__ import annotations

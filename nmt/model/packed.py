@@ -108,7 +108,8 @@ class PackedLinear:
             hit = self._packs[name] = (weight, stamp, packed)
         rows = x.reshape(-1, x.size(-1))  # (M, In)
         m = rows.size(0)
-        rows = F.pad(rows, (0, 0, 0, -m % ROWS))  # (M rounded up to ROWS, In), a copy
+        if m % ROWS:  # F.pad copies even when it adds nothing: only where rows are missing
+            rows = F.pad(rows, (0, 0, 0, -m % ROWS))  # (M rounded up to ROWS, In)
         out = torch.ops.mkldnn._linear_pointwise(rows, hit[2], bias, "none", [], "")
         return out[:m].view(*x.shape[:-1], out.size(-1))
 
