@@ -5,7 +5,7 @@
 `matmul_rate` times fp32 matmuls at a large square size and at the shapes the comparison
 model multiplies (a training batch of ~4096 tokens, ~250 sentences), best of several runs,
 through both of torch's CPU paths: torch.mm (MKL) and oneDNN's packed linear
-(nmt.model.packed, what our decoding uses). The fastest of all is the machine's limit: on
+(nmt.model.onednn, what our decoding uses). The fastest of all is the machine's limit: on
 AMD processors MKL runs its AVX2 kernels and oneDNN is about 2.3x faster. `model_flops`
 counts matmul FLOPs (multiply-add = 2) two ways: analytically, per *real* target token (the
 useful work: packed source, no padding), and with torch's FlopCounterMode over real
@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from nmt.config import AttentionConfig, ModelConfig
 from nmt.data.batching import TokenBatchSampler, make_batch
 from nmt.model import Seq2Seq
-from nmt.model.packed import PackedLinear, onednn_available
+from nmt.model.onednn import PackedLinear, onednn_available
 
 # the comparison model of issue 7 (conf/model/gru.yaml + conf/attention/bahdanau.yaml)
 MODEL = dict(

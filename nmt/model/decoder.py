@@ -17,7 +17,7 @@ from nmt import PAD_ID
 from nmt.errors import ConfigError
 from nmt.model.attention import Attention
 from nmt.model.encoder import make_rnn
-from nmt.model.packed import PackedLinear
+from nmt.model.onednn import PackedLinear
 
 # Output-layer columns computed at a time when decoding on the CPU without oneDNN
 # (`AttentionDecoder.logits`)
@@ -159,7 +159,7 @@ class AttentionDecoder(nn.Module):
     def logits(self, x: Tensor) -> Tensor:
         """x: (N, Hd) → the output layer's logits (N, V).
 
-        Without autograd on the CPU: through oneDNN (`nmt.model.packed`), or where that is
+        Without autograd on the CPU: through oneDNN (`nmt.model.onednn`), or where that is
         missing VOCAB_BLOCK columns at a time, each block written in place (one MKL
         (N × Hd)·(Hd × V) call was 10–35% slower at V = 8000; README.md, Speed). The same
         products and sums, so the same logits up to float rounding. Training (autograd) and

@@ -99,7 +99,9 @@ def _chunked(
     keep = 1.0 - label_smoothing
     loss = torch.zeros((), dtype=torch.float32, device=x.device)
     dx = torch.empty_like(x) if grads else None  # (N, H)
-    dw = torch.zeros_like(weight) if grads else None  # (V, H)
+    # d loss / d weight, transposed: in xsᵀ·g the transposed left operand is the small xs
+    # (n × H); oneDNN (nmt.model.onednn) ran gᵀ·xs 25% slower with 40 MB more scratch
+    dw_t = weight.new_zeros(weight.size(1), vocab) if grads else None  # (H, V)
     db = torch.zeros_like(bias) if grads and bias is not None else None  # (V,)
     with torch.no_grad():
         for start in range(0, n, max(chunk, 1)):
@@ -126,7 +128,7 @@ def _chunked(
                 g -= label_smoothing / vocab
             g = g.mul_(real).to(weight.dtype)
             dx[start : start + chunk] = g @ weight  # type: ignore[index]
-            dw.addmm_(g.t(), xs)  # type: ignore[union-attr]
+            dw_t.addmm_(xs.t(), g)  # type: ignore[union-attr]
             if db is not None:
                 db += g.sum(dim=0)
-    return loss, dx, dw, db
+    return loss, dx, None if dw_t is None else dw_t.t(), db

@@ -12,6 +12,7 @@ import math
 import random
 import signal
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from nmt.data.batching import Batch, TokenBatchSampler
 from nmt.errors import ConfigError, RunDirError
 from nmt.model import Seq2Seq
+from nmt.model.onednn import OneDNNMatmul, cap_caches, onednn_available
 from nmt.train.checkpoint import CheckpointDir, load_model_state
 from nmt.train.checkpoint import write_text_atomic as _write_text
 from nmt.train.dataset import prepare_data
@@ -80,6 +82,12 @@ class Trainer:
         ).to(self.device)
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %s parameters on %s", f"{n_params:,}", self.device)
+        # on the CPU, each batch's matrix products in oneDNN (nmt.model.onednn; NMT_ONEDNN=0:
+        # MKL); not under torchrun, whose processes need oneDNN's caches uncapped (cap_caches)
+        alone_on_cpu = self.device.type == "cpu" and not self.dist.active
+        if alone_on_cpu:
+            cap_caches()  # before the probe, oneDNN's first use
+        self._matmul = OneDNNMatmul if alone_on_cpu and onednn_available() else nullcontext
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(
             self.optimizer, cfg.optim, maximize=loop.early_stop_metric == "bleu"
@@ -213,7 +221,8 @@ class Trainer:
         the ranks by DDP) is the mean of its batches' per-token gradients; (summed loss, tokens).
         """
         batch = self.train_data.batch(index).to(self.device)
-        with self.dist.no_sync(self.net, last):  # DDP all-reduces at an update's last batch
+        # DDP all-reduces at an update's last batch
+        with self.dist.no_sync(self.net, last), self._matmul():
             loss = self._loss(batch, self.cfg.optim.label_smoothing)
             (loss / (batch.ntokens * self.share)).backward()
         return loss.item(), batch.ntokens

@@ -10,7 +10,7 @@ from nmt.config import AttentionConfig, ModelConfig
 from nmt.errors import ConfigError
 from nmt.model import Seq2Seq
 from nmt.model import decoder as decoder_module
-from nmt.model import packed as packed_module
+from nmt.model import onednn as onednn_module
 from tests.conftest import padded, tiny_model
 
 SRC = [[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID], [11, EOS_ID]]
@@ -147,7 +147,7 @@ def test_decoding_logits_in_vocabulary_blocks_equal_the_output_layer(monkeypatch
     """Without autograd on the CPU, `logits` computes the output layer VOCAB_BLOCK columns at
     a time where oneDNN is missing (a last block shorter); with autograd it is the layer
     itself, gradients and all."""
-    monkeypatch.setattr(packed_module, "onednn_available", lambda: False)
+    monkeypatch.setattr(onednn_module, "onednn_available", lambda: False)
     monkeypatch.setattr(decoder_module, "VOCAB_BLOCK", 8)
     cfg = ModelConfig(emb_size=12, hidden_size=8, dec_hidden_size=16, output_bias=output_bias)
     decoder = Seq2Seq.build(cfg, AttentionConfig(), 23, 43).decoder  # 43 = 5 blocks of 8 + 3
