@@ -60,8 +60,20 @@ register_optimizer_step_post_hook(_count_step)
 
 @cache
 def onednn_available() -> bool:
-    """Whether this torch build has oneDNN's linear, packed and plain, and it agrees with
-    F.linear."""
+    """Whether this torch build has oneDNN's packed linear and it agrees with F.linear."""
+    return _agrees(plain=False)
+
+
+@cache
+def onednn_matmul_available() -> bool:
+    """Whether oneDNN's linear also takes plain weights and operands stored transposed, as
+    `OneDNNMatmul` gives them, and agrees with F.linear. A probe of its own, run only
+    where training uses it."""
+    return onednn_available() and _agrees(plain=True)
+
+
+def _agrees(plain: bool) -> bool:
+    """oneDNN's linear on a packed (plain=False) or plain weight gives F.linear's result."""
     if os.environ.get("NMT_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
         return False
     try:
@@ -73,12 +85,14 @@ def onednn_available() -> bool:
         )
         want = F.linear(x, w, b)
         with torch.inference_mode():
-            got = (
-                _linear(x, torch.ops.mkldnn._reorder_linear_weight(w), b),
-                _linear(x, w, b),  # a plain weight
-                _linear(x, w.t().contiguous().t(), b),  # stored transposed
-                _linear(x.t().contiguous().t(), w, b),  # input stored transposed
-            )
+            if plain:
+                got = [
+                    _linear(x, w, b),
+                    _linear(x, w.t().contiguous().t(), b),  # weight stored transposed
+                    _linear(x.t().contiguous().t(), w, b),  # input stored transposed
+                ]
+            else:
+                got = [_linear(x, torch.ops.mkldnn._reorder_linear_weight(w), b)]
         return all(torch.allclose(y, want, atol=1e-5) for y in got)
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
@@ -88,9 +102,7 @@ def cap_caches() -> None:
     """Cap oneDNN's two kernel caches at CACHE_CAPACITY entries each, unless the environment
     sets them. Takes effect only before oneDNN's first use in the process (it reads them once).
 
-    For single-process training only: with torch's cache (LRU_CACHE_CAPACITY) capped, a
-    torchrun process aborted at exit now and then ("terminate called without an active
-    exception", about one run in five of tests/distributed), and decoding pads its rows.
+    The trainer calls it where it uses `OneDNNMatmul`; decoding pads its rows instead.
     """
     for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
         os.environ.setdefault(name, str(CACHE_CAPACITY))
@@ -114,7 +126,7 @@ class OneDNNMatmul(TorchDispatchMode):
     Takes aten's mm, addmm (a bias row, unscaled) and addmm_ (unscaled): what F.linear,
     torch's CPU GRU / LSTM / RNN kernels and the backward of both call. Anything else,
     including products of other dtypes or devices and operands that are not dense, runs as
-    it would have. Use only where `onednn_available()`.
+    it would have. Use only where `onednn_matmul_available()`.
 
         with OneDNNMatmul():
             loss = model(batch)

@@ -37,12 +37,15 @@ def torchrun(cwd: Path, *args: str, **env: str) -> tuple[subprocess.CompletedPro
     """`torchrun --standalone --nproc_per_node=2 torchrun_hooks.py ARGS`, and its wall time."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc_per_node=2", str(HOOKS), *args]
-    # without the oneDNN cache caps that single-process Trainers in this pytest process set
-    # (nmt.model.onednn.cap_caches): with them a torchrun process sometimes aborts at exit
-    caps = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
-    env = {k: v for k, v in cli_env(OMP_NUM_THREADS="1", **env).items() if k not in caps}
     start = time.monotonic()
-    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=180, env=env)
+    proc = subprocess.run(
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=cli_env(OMP_NUM_THREADS="1", **env),
+    )
     return proc, time.monotonic() - start
 
 
@@ -88,7 +91,7 @@ def test_two_processes_train_as_one_with_the_same_accumulation(
 ):
     run, _ = ddp_run
     # torchrun's processes multiply in MKL (nmt.train.trainer: no oneDNN under DDP); so here
-    monkeypatch.setattr("nmt.train.trainer.onednn_available", lambda: False)
+    monkeypatch.setattr("nmt.train.trainer.onednn_matmul_available", lambda: False)
     single = Trainer(compose_config("train", corpus[1]), tmp_path / "single")
     single.fit()
     ddp = load_checkpoint(run / "checkpoints" / "last.pt")

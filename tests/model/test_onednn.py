@@ -12,7 +12,13 @@ import torch.nn.functional as F
 from nmt import EOS_ID
 from nmt.data.batching import make_batch
 from nmt.model import onednn as onednn_module
-from nmt.model.onednn import OneDNNMatmul, PackedLinear, cap_caches, onednn_available
+from nmt.model.onednn import (
+    OneDNNMatmul,
+    PackedLinear,
+    cap_caches,
+    onednn_available,
+    onednn_matmul_available,
+)
 from nmt.train.loss import batch_loss
 from tests.conftest import padded, tiny_model
 
@@ -20,6 +26,9 @@ SRC = [[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID], [11, EOS_ID]]
 TGT = [[4, 5, 6, EOS_ID], [7, 8, 9, 10, 11, EOS_ID], [EOS_ID]]
 
 needs_onednn = pytest.mark.skipif(not onednn_available(), reason="torch built without oneDNN")
+needs_matmul = pytest.mark.skipif(
+    not onednn_matmul_available(), reason="oneDNN's linear does not take plain weights here"
+)
 
 
 @needs_onednn
@@ -123,6 +132,7 @@ def test_the_availability_probe_leaves_the_random_stream_alone():
     want = torch.rand(4)
     torch.manual_seed(3)
     onednn_available.__wrapped__()
+    onednn_matmul_available.__wrapped__()
     torch.testing.assert_close(torch.rand(4), want, rtol=0, atol=0)
 
 
@@ -137,7 +147,7 @@ def _gradients(model, chunk: int) -> dict[str, torch.Tensor]:
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
-@needs_onednn
+@needs_matmul
 @pytest.mark.parametrize(
     ("cell", "layers", "attention", "chunk"),
     [
@@ -162,7 +172,7 @@ def test_training_gradients_through_onednn_equal_mkls(monkeypatch, cell, layers,
     assert len(calls) > 20
 
 
-@needs_onednn
+@needs_matmul
 def test_products_onednn_cannot_take_run_as_before():
     """Scaled addmm, a 2-D bias, column slices (oneDNN's reference kernel is 1000x slower),
     float64 and empty operands: the same results as outside the mode, all of them correct."""
@@ -197,7 +207,7 @@ def test_products_onednn_cannot_take_run_as_before():
     torch.testing.assert_close(target, full + a @ b, rtol=1e-5, atol=1e-5)
 
 
-@needs_onednn
+@needs_matmul
 def test_the_mode_routes_only_dense_fp32_products(monkeypatch):
     """Which products oneDNN takes: dense fp32 ones; a column slice stays with MKL."""
     calls = []
