@@ -11,6 +11,7 @@ timed); rounds alternate the order (A B C … then … C B A) and the figure is 
 Variants:
 
 - `current`: what nmt trains with now;
+- `mkl-matmul`: the matrix products in torch's default MKL instead of oneDNN (`OneDNNMatmul`);
 - `packed-encoder`: the encoder's packed-sequence path (what cuDNN runs) on CPU as well;
 - `plain-loss`: `optim.loss_chunk=0`: whole-batch logits, log-softmax, cross-entropy;
 - `slice-steps`: teacher forcing reads `emb[:, t:t+1]` per step instead of one split;
@@ -20,6 +21,7 @@ Variants:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -35,6 +37,7 @@ from kvargs import parse_kv
 HERE = Path(__file__).resolve().parent
 VARIANTS = [
     "current",
+    "mkl-matmul",
     "packed-encoder",
     "plain-loss",
     "slice-steps",
@@ -69,9 +72,13 @@ def run_variant(variant: str, work: Path, sentences: int, threads: int) -> dict:
     from nmt.data.tokenizer import Tokenizer
     from nmt.model import Seq2Seq
     from nmt.model.decoder import AttentionDecoder
+    from nmt.model.onednn import OneDNNMatmul, cap_caches, onednn_matmul_available
     from nmt.train.loss import batch_loss
     from nmt.train.optim import build_optimizer
 
+    cap_caches()  # as the trainer does, before oneDNN's first use
+    onednn = variant != "mkl-matmul" and onednn_matmul_available()
+    matmul = OneDNNMatmul if onednn else contextlib.nullcontext
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     tok = Tokenizer.load(work / "spm.model")
@@ -102,8 +109,9 @@ def run_variant(variant: str, work: Path, sentences: int, threads: int) -> dict:
 
     def train(index: list[int]) -> int:
         batch = make_batch([src[i] for i in index], [tgt[i] for i in index], index)
-        loss = batch_loss(net, net.decoder.output, batch, 0.0, optim.loss_chunk)
-        (loss / batch.ntokens).backward()
+        with matmul():
+            loss = batch_loss(net, net.decoder.output, batch, 0.0, optim.loss_chunk)
+            (loss / batch.ntokens).backward()
         torch.nn.utils.clip_grad_norm_(list(net.parameters()), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

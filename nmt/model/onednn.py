@@ -1,14 +1,16 @@
 """torch's fp32 matrix products on the CPU through oneDNN instead of MKL.
 
 torch's CPU matmul calls MKL, and MKL on AMD processors runs its AVX2 kernels: on the
-2-core AMD EPYC of bench/README.md, `torch.mm` reaches about 220 GFLOP/s where oneDNN, which
-torch also ships, reaches 440-500 in fp32 at every shape of our models (`bench/flops.py`
-measures both). Two ways in, both fp32 like MKL, so results differ only by float rounding:
+2-core AMD EPYC of bench/README.md, `torch.mm` reaches about 230 GFLOP/s where oneDNN,
+which torch also ships, reaches 440-520 in fp32 at every shape of our models
+(`bench/flops.py` measures both). Two ways in, both fp32 like MKL, so results differ only by float rounding:
 
 - `OneDNNMatmul`, for training: while active, the matrix products torch runs on this
   thread (F.linear, the CPU RNN kernels' steps, and autograd's backward of both) go to
-  oneDNN with the operands as they lie in memory. The trainer wraps each batch's forward
-  and backward in it.
+  oneDNN with the operands as they lie in memory (no packing: a plain weight ran 5-10%
+  slower than a packed one, still twice MKL's rate). The trainer wraps each batch's
+  forward and backward in it (a Python dispatch mode: every op of the batch passes
+  through it, about 4% of a step).
 - `PackedLinear`, for decoding: one weight reordered once into oneDNN's layout and kept
   until it changes: any torch optimiser's step (counted by a global hook, since fused
   optimisers such as Adam(fused=True) leave the version counter alone) or an in-place
@@ -20,13 +22,13 @@ The environment setting NMT_ONEDNN=0 turns both off (then everything runs in MKL
 
 Memory: oneDNN builds a kernel for every operand shape and keeps it (about 1 MB each) in
 two caches, oneDNN's and torch's (ideep), of 1024 entries each. Training meets about 20 new
-shapes a batch: the trainer caps both (`cap_caches`; 350 MB less peak memory on the
-comparison model). A beam's row count changes every step: `PackedLinear` pads rows to a
-multiple of ROWS. Measured on that machine (bench/README.md): training about 1.4x faster; beam 5 about
-1.3x faster with the output layer packed; the decoder's other maps stay with MKL (the
-attention query and the combine layer bought nothing measurable for 20-70 MB more peak
-memory, the decoder RNN's two GEMMs 11% for 50 MB, the once-per-batch keys and values 2-3%
-for 20 MB).
+shapes a batch: the trainer caps both (`cap_caches`; peak RSS 1212 MB against 1558
+uncapped on the comparison model, 1124 in MKL). A beam's row count changes every step:
+`PackedLinear` pads rows to a multiple of ROWS. Measured on that machine
+(bench/README.md): training 1.5x faster; beam 5 about 1.3x faster with the output layer
+packed; the decoder's other maps stay with MKL (the attention query and the combine layer
+bought nothing measurable for 20-70 MB more peak memory, the decoder RNN's two GEMMs 11%
+for 50 MB, the once-per-batch keys and values 2-3% for 20 MB).
 """
 
 from __future__ import annotations

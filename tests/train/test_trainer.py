@@ -135,3 +135,30 @@ def test_a_validation_record_counts_rounds_without_improvement_and_keeps_the_bes
     assert p.record_validation(25.0, keep_best=2)
     assert (p.best, p.bad_validations) == (25.0, 0)
     assert p.best_kept == [[25.0, 30], [20.0, 10]]  # the earlier of two equal ones stays
+
+
+def test_cpu_training_multiplies_in_onednn_unless_turned_off(tmp_path, monkeypatch):
+    """A single CPU process runs each batch's products through oneDNN (OneDNNMatmul);
+    without oneDNN (NMT_ONEDNN=0, or a torch without it) MKL does, and training is the same."""
+    import torch
+
+    from nmt.model import onednn
+
+    if not onednn.onednn_matmul_available():
+        pytest.skip("oneDNN's linear does not take plain weights here")
+    calls = []
+    product = onednn._product
+    monkeypatch.setattr(onednn, "_product", lambda *a: calls.append(a) or product(*a))
+    overrides = ("train.max_updates=3", "train.valid_every=3", "seed=3")
+    fast = _trainer(tmp_path, *overrides, name="onednn")
+    fast.fit()
+    assert len(calls) > 100  # every product of 3 batches' forward and backward
+    monkeypatch.setattr("nmt.train.trainer.onednn_matmul_available", lambda: False)
+    calls.clear()
+    plain = _trainer(tmp_path, *overrides, name="mkl")
+    plain.fit()
+    assert not calls
+    for (name, a), b in zip(
+        fast.model.state_dict().items(), plain.model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
