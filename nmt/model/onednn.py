@@ -25,7 +25,7 @@ two caches, oneDNN's and torch's (ideep), of 1024 entries each. Training meets a
 shapes a batch: the trainer caps both (`cap_caches`; peak RSS 1212 MB against 1558
 uncapped on the comparison model, 1124 in MKL). A beam's row count changes every step:
 `PackedLinear` pads rows to a multiple of ROWS. Measured on that machine
-(bench/README.md): training 1.5x faster; beam 5 about 1.3x faster with the output layer
+(bench/README.md): training 1.4x faster side by side; beam 5 about 1.3x faster with the output layer
 packed; the decoder's other maps stay with MKL (the attention query and the combine layer
 bought nothing measurable for 20-70 MB more peak memory, the decoder RNN's two GEMMs 11%
 for 50 MB, the once-per-batch keys and values 2-3% for 20 MB).
