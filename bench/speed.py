@@ -473,8 +473,6 @@ def growth(a: dict, work: Path) -> dict:
 def train_cost_by_length(work: Path, threads: int) -> list[dict]:
     """ms per target token of our training step on 4096-token batches of one length band:
     the trainer's step (fused loss; matrix products in oneDNN where nmt-train uses it)."""
-    from contextlib import nullcontext
-
     import torch
     from flops import MODEL
 
@@ -483,11 +481,10 @@ def train_cost_by_length(work: Path, threads: int) -> list[dict]:
     from nmt.data.corpus import read_parallel
     from nmt.data.tokenizer import Tokenizer
     from nmt.model import Seq2Seq
-    from nmt.model.onednn import OneDNNMatmul, cap_caches, onednn_matmul_available
+    from nmt.model.onednn import training_matmul
     from nmt.train.loss import batch_loss
 
-    cap_caches()
-    matmul = OneDNNMatmul if onednn_matmul_available() else nullcontext
+    matmul = training_matmul()
     torch.set_num_threads(threads)
     tok = Tokenizer.load(work / "spm.model")
     corpus = read_parallel(str(work / "data" / "train"), "de", "en", False)

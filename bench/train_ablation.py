@@ -21,7 +21,6 @@ Variants:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -72,13 +71,11 @@ def run_variant(variant: str, work: Path, sentences: int, threads: int) -> dict:
     from nmt.data.tokenizer import Tokenizer
     from nmt.model import Seq2Seq
     from nmt.model.decoder import AttentionDecoder
-    from nmt.model.onednn import OneDNNMatmul, cap_caches, onednn_matmul_available
+    from nmt.model.onednn import training_matmul
     from nmt.train.loss import batch_loss
     from nmt.train.optim import build_optimizer
 
-    cap_caches()  # as the trainer does, before oneDNN's first use
-    onednn = variant != "mkl-matmul" and onednn_matmul_available()
-    matmul = OneDNNMatmul if onednn else contextlib.nullcontext
+    matmul = training_matmul(variant != "mkl-matmul")  # what the trainer runs a batch in
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     tok = Tokenizer.load(work / "spm.model")

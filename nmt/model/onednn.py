@@ -34,6 +34,8 @@ for 50 MB, the once-per-batch keys and values 2-3% for 20 MB).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 
 import torch
@@ -63,6 +65,8 @@ register_optimizer_step_post_hook(_count_step)
 @cache
 def onednn_available() -> bool:
     """Whether this torch build has oneDNN's packed linear and it agrees with F.linear."""
+    if os.environ.get("NMT_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
+        return False
     return _agrees(plain=False)
 
 
@@ -76,8 +80,6 @@ def onednn_matmul_available() -> bool:
 
 def _agrees(plain: bool) -> bool:
     """oneDNN's linear on a packed (plain=False) or plain weight gives F.linear's result."""
-    if os.environ.get("NMT_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
-        return False
     try:
         # fixed values, not torch.randn: the probe must not move the global random stream
         x, w, b = (
@@ -104,10 +106,20 @@ def cap_caches() -> None:
     """Cap oneDNN's two kernel caches at CACHE_CAPACITY entries each, unless the environment
     sets them. Takes effect only before oneDNN's first use in the process (it reads them once).
 
-    The trainer calls it where it uses `OneDNNMatmul`; decoding pads its rows instead.
+    `training_matmul` calls it; decoding pads its rows instead.
     """
     for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
         os.environ.setdefault(name, str(CACHE_CAPACITY))
+
+
+def training_matmul(enabled: bool = True) -> Callable[[], AbstractContextManager]:
+    """What a training batch's forward and backward run inside: `OneDNNMatmul` where
+    oneDNN takes plain operands (caches capped first, before the probe: oneDNN's first
+    use), else nothing. enabled=False: nothing, and oneDNN is left untouched."""
+    if not enabled:
+        return nullcontext
+    cap_caches()
+    return OneDNNMatmul if onednn_matmul_available() else nullcontext
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -128,7 +140,7 @@ class OneDNNMatmul(TorchDispatchMode):
     Takes aten's mm, addmm (a bias row, unscaled) and addmm_ (unscaled): what F.linear,
     torch's CPU GRU / LSTM / RNN kernels and the backward of both call. Anything else,
     including products of other dtypes or devices and operands that are not dense, runs as
-    it would have. Use only where `onednn_matmul_available()`.
+    it would have. Use only where `onednn_matmul_available()` (`training_matmul` checks).
 
         with OneDNNMatmul():
             loss = model(batch)
@@ -148,8 +160,7 @@ def _product(func: object, *args: Tensor) -> Tensor | None:
     not apply. a: (M, K), b: (K, N), c: (N,) for addmm, (M, N) for addmm_."""
     a, b = args[-2:]
     if not (
-        a.dtype == b.dtype == torch.float32
-        and a.device.type == b.device.type == "cpu"
+        all(t.dtype == torch.float32 and t.device.type == "cpu" for t in args)
         and a.numel()
         and b.numel()
         and _dense(a)
@@ -159,8 +170,6 @@ def _product(func: object, *args: Tensor) -> Tensor | None:
     if func is _aten.mm.default:
         return _linear(a, b.t(), None)
     c = args[0]
-    if c.dtype != torch.float32 or c.device.type != "cpu":
-        return None
     if func is _aten.addmm.default:
         return _linear(a, b.t(), c) if c.shape == (b.size(1),) else None
     return c.add_(_linear(a, b.t(), None))  # addmm_

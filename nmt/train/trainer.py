@@ -12,7 +12,6 @@ import math
 import random
 import signal
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from nmt.data.batching import Batch, TokenBatchSampler
 from nmt.errors import ConfigError, RunDirError
 from nmt.model import Seq2Seq
-from nmt.model.onednn import OneDNNMatmul, cap_caches, onednn_matmul_available
+from nmt.model.onednn import training_matmul
 from nmt.train.checkpoint import CheckpointDir, load_model_state
 from nmt.train.checkpoint import write_text_atomic as _write_text
 from nmt.train.dataset import prepare_data
@@ -82,13 +81,9 @@ class Trainer:
         ).to(self.device)
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %s parameters on %s", f"{n_params:,}", self.device)
-        # on the CPU, each batch's matrix products in oneDNN (nmt.model.onednn; NMT_ONEDNN=0:
-        # MKL). Not under torchrun: not measured there, and DDP's all-reduce would pass
-        # through the mode
-        alone_on_cpu = self.device.type == "cpu" and not self.dist.active
-        if alone_on_cpu:
-            cap_caches()  # before the probe, oneDNN's first use
-        self._matmul = OneDNNMatmul if alone_on_cpu and onednn_matmul_available() else nullcontext
+        # on the CPU, each batch's matrix products in oneDNN (NMT_ONEDNN=0: MKL). Not under
+        # torchrun: not measured there, and DDP's all-reduce would pass through the mode
+        self._matmul = training_matmul(self.device.type == "cpu" and not self.dist.active)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(
             self.optimizer, cfg.optim, maximize=loop.early_stop_metric == "bleu"

@@ -90,8 +90,8 @@ def test_two_processes_train_as_one_with_the_same_accumulation(
     ddp_run, corpus, tmp_path, monkeypatch
 ):
     run, _ = ddp_run
-    # torchrun's processes multiply in MKL (nmt.train.trainer: no oneDNN under DDP); so here
-    monkeypatch.setattr("nmt.train.trainer.onednn_matmul_available", lambda: False)
+    # torchrun's processes multiply in MKL (training_matmul: no oneDNN under DDP); so here
+    monkeypatch.setattr("nmt.model.onednn.onednn_matmul_available", lambda: False)
     single = Trainer(compose_config("train", corpus[1]), tmp_path / "single")
     single.fit()
     ddp = load_checkpoint(run / "checkpoints" / "last.pt")

@@ -153,7 +153,7 @@ def test_cpu_training_multiplies_in_onednn_unless_turned_off(tmp_path, monkeypat
     fast = _trainer(tmp_path, *overrides, name="onednn")
     fast.fit()
     assert len(calls) > 100  # every product of 3 batches' forward and backward
-    monkeypatch.setattr("nmt.train.trainer.onednn_matmul_available", lambda: False)
+    monkeypatch.setattr("nmt.model.onednn.onednn_matmul_available", lambda: False)
     calls.clear()
     plain = _trainer(tmp_path, *overrides, name="mkl")
     plain.fit()
