@@ -4,9 +4,9 @@
 
 `matmul_rate` times fp32 matmuls at a large square size and at the shapes the comparison
 model multiplies (a training batch of ~4096 tokens, ~250 sentences), best of several runs,
-through both of torch's CPU paths: torch.mm (MKL) and oneDNN's packed linear
-(nmt.model.onednn, what our decoding uses). The fastest of all is the machine's limit: on
-AMD processors MKL runs its AVX2 kernels and oneDNN is about 2.3x faster. `model_flops`
+through both of torch's CPU paths: torch.mm (its BLAS, MKL on x86) and oneDNN's packed linear
+(nmt.kernels.onednn, what our decoding may use). The fastest of all is the machine's limit:
+on the AMD EPYC of bench/README.md MKL runs its AVX2 kernels and oneDNN is about 2.3x faster. `model_flops`
 counts matmul FLOPs (multiply-add = 2) two ways: analytically, per *real* target token (the
 useful work: packed source, no padding), and with torch's FlopCounterMode over real
 training batches (what actually runs, padding included). Backward is counted as twice the
@@ -27,8 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nmt.config import AttentionConfig, ModelConfig
 from nmt.data.batching import TokenBatchSampler, make_batch
+from nmt.kernels.onednn import PackedLinear, onednn_available
 from nmt.model import Seq2Seq
-from nmt.model.onednn import PackedLinear, onednn_available
 
 # the comparison model of issue 7 (conf/model/gru.yaml + conf/attention/bahdanau.yaml)
 MODEL = dict(
@@ -57,7 +57,7 @@ def mm_rate(
         packed = PackedLinear()
 
         def product() -> None:
-            packed("w", a, w)
+            packed(a, w)
     else:
         out = torch.empty(m, n)
 
@@ -127,7 +127,8 @@ def counted_flops(model: Seq2Seq, batches: list) -> dict:
     total, tokens = 0, 0
     for batch in batches:
         with FlopCounterMode(display=False) as counter:
-            logits = model(batch.src, batch.src_len, batch.tgt)
+            states, _ = model(batch.src, batch.src_len, batch.tgt)  # (B, T, Hd)
+            logits = model.logits(states)  # (B, T, V)
             loss = torch.nn.functional.cross_entropy(
                 logits.flatten(0, 1), batch.tgt.flatten(), ignore_index=0, reduction="sum"
             )

@@ -10,8 +10,10 @@ sentences (the first `sentences` training pairs, every batch once, one warm-up b
 timed); rounds alternate the order (A B C … then … C B A) and the figure is the median.
 Variants:
 
-- `current`: what nmt trains with now;
-- `mkl-matmul`: the matrix products in torch's default MKL instead of oneDNN (`OneDNNMatmul`);
+- `current`: what nmt trains with now (`kernels=auto`: the libraries measured at start-up);
+- `blas-matmul`: `kernels=blas`, the matrix products in torch's own BLAS (MKL on x86);
+- `onednn-matmul`: `kernels=onednn`, the matrix products in oneDNN (`OneDNNMatmul`);
+- `plain`: `kernels=plain`: no fast path of nmt/kernels at all;
 - `packed-encoder`: the encoder's packed-sequence path (what cuDNN runs) on CPU as well;
 - `plain-loss`: `optim.loss_chunk=0`: whole-batch logits, log-softmax, cross-entropy;
 - `slice-steps`: teacher forcing reads `emb[:, t:t+1]` per step instead of one split;
@@ -36,7 +38,9 @@ from kvargs import parse_kv
 HERE = Path(__file__).resolve().parent
 VARIANTS = [
     "current",
-    "mkl-matmul",
+    "blas-matmul",
+    "onednn-matmul",
+    "plain",
     "packed-encoder",
     "plain-loss",
     "slice-steps",
@@ -53,8 +57,8 @@ DEFAULTS = {
 }
 
 
-def _slice_steps_features(self, enc, state, tgt_in):
-    """nmt's AttentionDecoder.features as it was: one slice of the embeddings per step."""
+def _slice_steps_forward(self, enc, state, tgt_in):
+    """nmt's AttentionDecoder.forward as it was: one slice of the embeddings per step."""
     emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
     atts, weights = [], []
     for t in range(tgt_in.size(1)):
@@ -69,13 +73,12 @@ def run_variant(variant: str, work: Path, sentences: int, threads: int) -> dict:
     from nmt.config import AttentionConfig, ModelConfig, OptimConfig
     from nmt.data.batching import TokenBatchSampler, make_batch
     from nmt.data.tokenizer import Tokenizer
+    from nmt.kernels import select
     from nmt.model import Seq2Seq
     from nmt.model.decoder import AttentionDecoder
-    from nmt.model.onednn import training_matmul
     from nmt.train.loss import batch_loss
     from nmt.train.optim import build_optimizer
 
-    matmul = training_matmul(variant != "mkl-matmul")  # what the trainer runs a batch in
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     tok = Tokenizer.load(work / "spm.model")
@@ -89,14 +92,19 @@ def run_variant(variant: str, work: Path, sentences: int, threads: int) -> dict:
     net = Seq2Seq.build(ModelConfig(), AttentionConfig(type="bahdanau", size=512), 8000, 8000)
     net.train()
     optim = OptimConfig(loss_chunk=0 if variant == "plain-loss" else OptimConfig.loss_chunk)
+    # what the trainer selects (nmt/kernels), or the variant's kernels
+    name = {"blas-matmul": "blas", "onednn-matmul": "onednn", "plain": "plain"}.get(variant, "auto")
+    cpu, output = torch.device("cpu"), net.decoder.output
+    kernels, measured = select(name, cpu, output, optim.loss_chunk, training=True)
+    net.use(kernels)
     if variant == "adam-default":
         optimizer = torch.optim.Adam(net.parameters(), lr=optim.lr)
     else:
         optimizer = build_optimizer(net, optim)
     if variant == "packed-encoder":
-        net.encoder._by_direction = net.encoder._packed
+        kernels.rnn_path = "packed"
     if variant == "slice-steps":
-        net.decoder.features = _slice_steps_features.__get__(net.decoder, AttentionDecoder)
+        net.decoder.forward = _slice_steps_forward.__get__(net.decoder, AttentionDecoder)
     src_lens, tgt_lens = [len(s) for s in src], [len(t) for t in tgt]
     if variant == "source-first":  # the sort key is (second, first); cost is symmetric
         src_lens, tgt_lens = tgt_lens, src_lens
@@ -106,8 +114,8 @@ def run_variant(variant: str, work: Path, sentences: int, threads: int) -> dict:
 
     def train(index: list[int]) -> int:
         batch = make_batch([src[i] for i in index], [tgt[i] for i in index], index)
-        with matmul():
-            loss = batch_loss(net, net.decoder.output, batch, 0.0, optim.loss_chunk)
+        with kernels.training():
+            loss = batch_loss(net, net, batch, 0.0)
             (loss / batch.ntokens).backward()
         torch.nn.utils.clip_grad_norm_(list(net.parameters()), 1.0)
         optimizer.step()
@@ -123,6 +131,8 @@ def run_variant(variant: str, work: Path, sentences: int, threads: int) -> dict:
     real = sum(len(tgt[i]) + 1 for b in batches for i in b)
     return {
         "variant": variant,
+        "kernels": kernels.describe(),
+        "measured": measured,
         "tokens_per_s": round(tokens / seconds, 1),
         "seconds": round(seconds, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

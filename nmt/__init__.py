@@ -1,7 +1,8 @@
 """nmt: recurrent neural machine translation with attention.
 
 Stages, with dependencies pointing one way:
-config → data → model → search → train | evaluate → translator → cli.
+config → data → model (+ kernels) → search → train | evaluate | analysis → translator → cli.
+Nothing imports cli.
 """
 
 __version__ = "0.1.0"

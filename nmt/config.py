@@ -7,10 +7,11 @@ naming the key (e.g. ``Key 'hiden_size' not in 'ModelConfig'``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from nmt.errors import ConfigError
 from nmt.resources import demo_dir
@@ -145,6 +146,10 @@ class TrainRunConfig:
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads (0 = torch's default)
+    # how the heavy operations are computed (nmt/kernels): auto = the fast paths, each
+    # library picked by measuring this machine; plain = torch's modules as written;
+    # blas = fast paths without oneDNN; onednn = fast paths with oneDNN's products
+    kernels: str = "auto"
     progress: bool = True  # tqdm progress bar
     resume: bool = False  # continue the run in hydra.run.dir from checkpoints/last.pt
 
@@ -160,6 +165,7 @@ class TranslateRunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     device: str = "auto"
     threads: int = 0
+    kernels: str = "auto"  # auto | plain | blas | onednn (as nmt-train's)
 
 
 @dataclass
@@ -230,6 +236,7 @@ class AnalyzeRunConfig:
     out: str = ""  # analysis directory ("" = <run>/analysis/<timestamp>)
     device: str = "auto"
     threads: int = 0
+    kernels: str = "auto"  # auto | plain | blas | onednn (as nmt-train's)
     progress: bool = True  # tqdm progress bars on stderr
 
 
@@ -243,6 +250,7 @@ ALLOWED = {
     "decode.stop": ("exact", "early"),
     "data.spm_model_type": ("unigram", "bpe"),
     "train.early_stop_metric": ("bleu", "ppl"),
+    "kernels": ("auto", "plain", "blas", "onednn"),
 }
 POSITIVE = (
     "data.vocab_size",
@@ -286,20 +294,54 @@ NON_NEGATIVE = (
 )
 
 
-def validate(cfg) -> None:
-    """Refuse option values outside their choices and impossible numbers, naming the key."""
-    for key, choices in ALLOWED.items():
-        value = OmegaConf.select(cfg, key)
-        if value is not None and value not in choices:
-            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
-    for key in POSITIVE:
-        value = OmegaConf.select(cfg, key)
+def _refuse_values(value_of: Callable[[str], object], prefix: str = "") -> None:
+    """Refuse values outside their choices and impossible numbers among the keys starting
+    with prefix, naming the key; value_of(key) is the key's value (None: not in the config)."""
+
+    def values(keys):
+        return ((key, value_of(key)) for key in keys if key.startswith(prefix))
+
+    for key, value in values(ALLOWED):
+        if value is not None and value not in ALLOWED[key]:
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(ALLOWED[key])}")
+    for key, value in values(POSITIVE):
         if value is not None and value <= 0:
             raise ConfigError(f"{key}={value} must be greater than 0")
-    for key in NON_NEGATIVE:
-        value = OmegaConf.select(cfg, key)
+    for key, value in values(NON_NEGATIVE):
         if value is not None and value < 0:
             raise ConfigError(f"{key}={value} must be 0 or more")
+
+
+def _refuse_contradictions(decode: DecodeConfig | DictConfig) -> None:
+    """Refuse decode settings that contradict each other, naming both keys."""
+    if decode.strategy == "greedy" and decode.beam_size != 1:
+        raise ConfigError(
+            f"decode.strategy=greedy keeps one hypothesis but decode.beam_size={decode.beam_size}; "
+            "use decode=beam (or decode.strategy=beam) for a wider beam"
+        )
+    if decode.nbest > decode.beam_size:
+        raise ConfigError(
+            f"decode.nbest={decode.nbest} is more than decode.beam_size={decode.beam_size}: a "
+            "beam of K returns at most K hypotheses; raise decode.beam_size or lower decode.nbest"
+        )
+
+
+def validate(cfg) -> None:
+    """Refuse option values outside their choices, impossible numbers and contradictory
+    decode settings, naming the key: the one check of a command's config, at start-up."""
+    _refuse_values(lambda key: OmegaConf.select(cfg, key))
+    if OmegaConf.select(cfg, "decode") is not None:
+        _refuse_contradictions(cfg.decode)
+
+
+def validate_decode(decode: DecodeConfig | DictConfig) -> None:
+    """Refuse a decode config that validate() would refuse, with the same messages.
+
+    The one check of decode settings given outside a command's config (the Translator's
+    decode argument, a run's config.yaml): search (nmt/search/) trusts what passed it.
+    """
+    _refuse_values(lambda key: getattr(decode, key.removeprefix("decode.")), "decode.")
+    _refuse_contradictions(decode)
 
 
 def register_configs() -> None:

@@ -19,3 +19,11 @@ class ConfigError(NmtError):
 
 class RunDirError(NmtError):
     """A run directory is missing or lacks what it should hold."""
+
+
+class DivergedError(NmtError):
+    """Training produced non-finite losses or gradients too many updates in a row."""
+
+
+class DistributedError(NmtError):
+    """Another process of a multi-process job failed or stopped answering."""

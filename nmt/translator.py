@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
-from nmt.config import DecodeConfig, TrainRunConfig
+from nmt.config import DecodeConfig, validate_decode
 from nmt.data.tokenizer import Vocabularies
-from nmt.errors import RunDirError
+from nmt.kernels import select
 from nmt.model import Seq2Seq
+from nmt.rundir import RunDir
 from nmt.search.decode import decode_ids, decode_nbest
 from nmt.train.checkpoint import load_checkpoint, load_model_state
 from nmt.train.distributed import resolve_device
@@ -26,35 +27,6 @@ _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
 def one_line(text: str) -> str:
     """text with each run of line-break characters replaced by one space."""
     return _LINE_BREAKS.sub(" ", text)
-
-
-def load_run_config(run_dir: Path) -> DictConfig:
-    """The run's resolved config.yaml, typed by TrainRunConfig."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise RunDirError(
-            f"{run_dir}: no config.yaml; is this a run directory written by nmt-train?"
-        )
-    try:
-        return OmegaConf.merge(OmegaConf.structured(TrainRunConfig), OmegaConf.load(path))
-    except Exception as err:  # yaml and OmegaConf raise several types for a broken file
-        raise RunDirError(
-            f"{path}: not a config written by nmt-train ({str(err).splitlines()[0]}); "
-            "restore it from the run's .hydra/*/config.yaml or train again"
-        ) from None
-
-
-def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
-    """best | last | a path, resolved to an existing checkpoint file."""
-    if checkpoint not in ("best", "last"):
-        return Path(checkpoint)
-    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    if not path.is_file():
-        raise RunDirError(
-            f"{path}: not found; training may not have reached its first "
-            "validation (see train.valid_every), or pass checkpoint=PATH"
-        )
-    return path
 
 
 @dataclass
@@ -77,43 +49,58 @@ def format_nbest(nbest: list[list[Hypothesis]]) -> str:
 
 
 class Translator:
-    """A trained model with its vocabularies, ready to translate text."""
+    """A trained model with its vocabularies, ready to translate text.
+
+    run and checkpoint say where it was loaded from (None for a model built in memory).
+    """
 
     def __init__(
-        self, model: Seq2Seq, vocabs: Vocabularies, config: DictConfig, device: torch.device
+        self,
+        model: Seq2Seq,
+        vocabs: Vocabularies,
+        config: DictConfig,
+        device: torch.device,
+        run: RunDir | None = None,
+        checkpoint: Path | None = None,
     ) -> None:
         self.model = model.eval()
         self.vocabs = vocabs
         self.config = config
         self.device = device
+        self.run = run
+        self.checkpoint = checkpoint
 
     @classmethod
     def from_run(
-        cls, run: str | Path, checkpoint: str = "best", device: str = "auto", threads: int = 0
+        cls,
+        run: str | Path,
+        checkpoint: str = "best",
+        device: str = "auto",
+        threads: int = 0,
+        kernels: str = "auto",
     ) -> Translator:
-        """Load config, SentencePiece models and a checkpoint from a run directory."""
-        run_dir = Path(run)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise RunDirError(f"{run_dir} is a file; run= takes the directory nmt-train wrote")
-        if not run_dir.is_dir():
-            raise RunDirError(f"{run_dir}: no such run directory")
+        """Load config, SentencePiece models and a checkpoint (best | last | PATH) from a run
+        directory; kernels: how the model computes (nmt.kernels.select)."""
+        run_dir = RunDir.open(run)
         if threads:
             torch.set_num_threads(threads)
-        config = load_run_config(run_dir)
-        vocabs = Vocabularies.load(run_dir)
+        config = run_dir.config
+        vocabs = Vocabularies.load(run_dir.root)
         dev = resolve_device(device)
         model = Seq2Seq.build(
             config.model, config.attention, vocabs.src.vocab_size, vocabs.tgt.vocab_size
         )
-        path = checkpoint_path(run_dir, checkpoint)
+        path = run_dir.checkpoint(checkpoint)
         load_model_state(model, load_checkpoint(path)["model"], path)  # names what differs
-        return cls(model.to(dev), vocabs, config, dev)
+        model.use(select(kernels, dev, model.decoder.output)[0])
+        return cls(model.to(dev), vocabs, config, dev, run_dir, path)
 
     def translate(
         self, lines: list[str], decode: DecodeConfig | None = None, progress: bool = False
     ) -> list[str]:
         """One detokenised translation per input line, itself one line; blank lines stay blank."""
         decode = decode or self.config.decode
+        validate_decode(decode)  # a ConfigError naming the key; search trusts it
         todo = [i for i, line in enumerate(lines) if line.strip()]
         src_ids = self.vocabs.src.encode([lines[i] for i in todo])
         with tqdm(total=len(todo), disable=not progress, unit="sent") as bar:
@@ -128,6 +115,7 @@ class Translator:
     ) -> list[list[Hypothesis]]:
         """The decode.nbest best translations of each line, best first; [] for a blank line."""
         decode = decode or self.config.decode
+        validate_decode(decode)  # a ConfigError naming the key; search trusts it
         todo = [i for i, line in enumerate(lines) if line.strip()]
         src_ids = self.vocabs.src.encode([lines[i] for i in todo])
         with tqdm(total=len(todo), disable=not progress, unit="sent") as bar:

@@ -15,7 +15,7 @@ class BigramModel(torch.nn.Module):
     """A stand-in for Seq2Seq whose next token depends on the previous one only.
 
     probs[prev][token] = P(token | prev); unlisted tokens get (almost) nothing. It has the
-    whole model API the analysis uses: encode, init_state, step, forward and score.
+    whole model API the analysis uses: encode, init_state, step, forward, logits and score.
     """
 
     def __init__(self, probs: dict[int, dict[int, float]], vocab: int = VOCAB) -> None:
@@ -39,14 +39,18 @@ class BigramModel(torch.nn.Module):
         attn = attn.repeat_interleave(y_prev.size(0) // attn.size(0), dim=0)  # (N, S)
         return self.table[y_prev], state, attn
 
-    def forward(self, src, src_len, tgt, return_attention=False):
-        logits = self.table[shift_right(tgt)]  # (B, T, V): already log-probabilities
+    def forward(self, src, src_len, tgt):
+        states = self.table[shift_right(tgt)]  # (B, T, V): already log-probabilities
         mask = (src != PAD_ID).float()
         attn = (mask / mask.sum(1, keepdim=True)).unsqueeze(1).expand(-1, tgt.size(1), -1)
-        return (logits, attn) if return_attention else logits
+        return states, attn
+
+    def logits(self, x):
+        return x  # forward's states are the log-probabilities themselves
 
     def score(self, src, src_len, tgt, tgt_len):
-        token = self(src, src_len, tgt).gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        states, _ = self(src, src_len, tgt)
+        token = self.logits(states).gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (B, T)
         positions = torch.arange(tgt.size(1))
         token = token.masked_fill(positions.unsqueeze(0) >= tgt_len.unsqueeze(1), 0.0)
         return token.sum(dim=1), token

@@ -37,6 +37,12 @@ def tiny_model(
     return Seq2Seq.build(cfg, AttentionConfig(type=attention, size=10), src_vocab, tgt_vocab).eval()
 
 
+def teacher_logits(model: Seq2Seq, src, src_len, tgt) -> torch.Tensor:
+    """Teacher-forced logits (B, T, V): the output layer over the model's forward pass."""
+    states, _ = model(src, src_len, tgt)  # (B, T, Hd)
+    return model.logits(states)
+
+
 def padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of ids → (B, T) tensor padded with PAD and (B,) lengths."""
     width = max(len(r) for r in rows)

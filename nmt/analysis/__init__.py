@@ -4,5 +4,6 @@
 - compare.py: decode the test set, score references with the same scorer, trace the beam;
 - exact.py: depth-first exact search for the mode of log P (Stahlberg & Byrne 2019);
 - sweep.py: beam width x alpha sweep and alpha calibration;
-- report.py: per-sentence JSONL, summary JSON, Markdown and HTML report.
+- records.py: the typed sentence records and summary the files are written from;
+- report.py: sentences.jsonl, summary.json and the report page (Markdown and HTML).
 """

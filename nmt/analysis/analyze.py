@@ -16,6 +16,14 @@ from nmt import EOS_ID
 from nmt.analysis.classify import CLASSES, LABELS, MATCH, classify
 from nmt.analysis.compare import Compared, compare
 from nmt.analysis.exact import exact_search
+from nmt.analysis.records import (
+    AnalysisSummary,
+    ExactRecord,
+    MetricScore,
+    NbestEntry,
+    OracleSummary,
+    SentenceRecord,
+)
 from nmt.analysis.summary import (
     class_summary,
     exact_summary,
@@ -33,7 +41,6 @@ from nmt.evaluate.metrics import MetricSettings, corpus_scores, sentence_scores
 from nmt.evaluate.plots import AttentionMap
 from nmt.model import Seq2Seq
 
-FORMAT = "nmt-analyze/1"
 METRICS = MetricSettings(("bleu", "chrf"))
 
 
@@ -41,8 +48,8 @@ METRICS = MetricSettings(("bleu", "chrf"))
 class Analysis:
     """What the report is written from: one record per sentence, the summary, the maps."""
 
-    records: list[dict]
-    summary: dict
+    records: list[SentenceRecord]
+    summary: AnalysisSummary
     attention: list[AttentionMap] = field(default_factory=list)
 
 
@@ -59,7 +66,7 @@ def read_pair(src_path: str, ref_path: str, limit: int = 0) -> tuple[list[str], 
     return (src[:limit], ref[:limit]) if limit else (src, ref)
 
 
-def check_config(cfg: DictConfig, decode: DecodeConfig) -> None:
+def check_analysis(cfg: DictConfig, decode: DecodeConfig) -> None:
     """Refuse analysis settings that cannot work, naming the key."""
     a = cfg.analysis
     if a.nbest < 0 or a.nbest > decode.beam_size:
@@ -98,7 +105,7 @@ def _ids(row: torch.Tensor, length: int) -> list[int]:
 
 def sentence_records(
     compared: list[Compared], src: list[str], refs: list[str], vocabs: Vocabularies, tol: float
-) -> list[dict]:
+) -> list[SentenceRecord]:
     """One record per sentence: both scores, lengths, class, metrics, n-best oracle, fall-off."""
     tgt = vocabs.tgt
     nbest_ids = [c.nbest.token_lists() for c in compared]
@@ -126,42 +133,41 @@ def sentence_records(
         hyp_rows = [_ids(r.tokens[j], int(r.lengths[j])) for j in range(r.nbest)]
         best = max(range(len(bleus)), key=lambda j: bleus[j])
         records.append(
-            {
-                "line": i + 1,
-                "class": cls,
-                "tie": tie,
-                "src": src[i],
-                "ref": refs[i],
-                "hyp": hyps[i],
-                "ref_logprob": c.ref_logprob,
-                "hyp_logprob": float(r.logprob[0]),
-                "ref_score": c.ref_score,
-                "hyp_score": float(r.score[0]),
-                "ref_len": len(c.ref_tokens),
-                "hyp_len": hyp_len,
-                "limit": c.limit,
-                "ref_over_limit": len(c.ref_tokens) > c.limit,
-                "bleu": per["bleu"][i],
-                "chrf": per["chrf"][i],
-                "ref_tokens": tgt.pieces(c.ref_tokens),
-                "hyp_tokens": tgt.pieces(hyp_rows[0]),
-                "ref_ranks": c.ranks,
-                "fell_off_step": c.fell_off,
-                "fell_off_reason": c.fell_off_reason,
-                "ref_nbest_rank": next(
+            SentenceRecord(
+                line=i + 1,
+                class_=cls,
+                tie=tie,
+                src=src[i],
+                ref=refs[i],
+                hyp=hyps[i],
+                ref_logprob=c.ref_logprob,
+                hyp_logprob=float(r.logprob[0]),
+                ref_score=c.ref_score,
+                hyp_score=float(r.score[0]),
+                ref_len=len(c.ref_tokens),
+                hyp_len=hyp_len,
+                limit=c.limit,
+                ref_over_limit=len(c.ref_tokens) > c.limit,
+                bleu=per["bleu"][i],
+                chrf=per["chrf"][i],
+                ref_tokens=tgt.pieces(c.ref_tokens),
+                hyp_tokens=tgt.pieces(hyp_rows[0]),
+                ref_ranks=c.ranks,
+                fell_off_step=c.fell_off,
+                fell_off_reason=c.fell_off_reason,
+                ref_nbest_rank=next(
                     (j + 1 for j, h in enumerate(hyp_rows) if h == c.ref_tokens), None
                 ),
-                "oracle_bleu": bleus[best],
-                "oracle_rank": best + 1,
-                "oracle_hyp": nbest_text[i][best],
-                "nbest": [
-                    {"text": t, "logprob": float(lp), "score": float(s), "bleu": b}
+                oracle_bleu=bleus[best],
+                oracle_rank=best + 1,
+                oracle_hyp=nbest_text[i][best],
+                nbest=[
+                    NbestEntry(t, float(lp), float(s), b)
                     for t, lp, s, b in zip(
                         nbest_text[i], r.logprob.tolist(), r.score.tolist(), bleus, strict=True
                     )
                 ],
-                "exact": None,
-            }
+            )
         )
     return records
 
@@ -170,27 +176,25 @@ def exact_records(
     model: Seq2Seq,
     compared: list[Compared],
     src_ids: list[list[int]],
-    cfg: DictConfig,
+    a: DictConfig,
     decode: DecodeConfig,
     vocabs: Vocabularies,
     device: torch.device | str,
     progress: bool,
-) -> list[dict]:
-    """Exact search on the first analysis.exact_sentences sentences, seeded with the best
-    log P among the beam's n-best and the reference (when the beam could produce it).
+) -> list[ExactRecord]:
+    """Exact search on the first a.exact_sentences sentences (a: cfg.analysis), seeded with
+    the best log P among the beam's n-best and the reference (when the beam could produce it).
 
     It runs on one torch thread: its steps have batch size 1, where more intra-op threads
     only add synchronisation (measured 10x slower with 2 threads on a busy 2-core machine).
     """
-    a, out = cfg.analysis, []
+    out = []
     n = min(a.exact_sentences, len(compared))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         for i in tqdm(range(n), desc="exact search", unit="sent", disable=not progress):
-            out.append(
-                _exact_one(model, compared[i], src_ids[i], cfg.analysis, decode, vocabs, device)
-            )
+            out.append(_exact_one(model, compared[i], src_ids[i], a, decode, vocabs, device))
     finally:
         torch.set_num_threads(threads)
     return out
@@ -204,7 +208,7 @@ def _exact_one(
     decode: DecodeConfig,
     vocabs: Vocabularies,
     device: torch.device | str,
-) -> dict:
+) -> ExactRecord:
     """Exact search on one sentence, compared with the beam's n-best and the reference."""
     rows = [_ids(c.nbest.tokens[j], int(c.nbest.lengths[j])) for j in range(c.nbest.nbest)]
     known = list(zip(rows, c.nbest.logprob.tolist(), strict=True))
@@ -222,24 +226,24 @@ def _exact_one(
         a.exact_seconds,
     )
     text_ids = found.tokens[:-1] if found.tokens[-1:] == [EOS_ID] else found.tokens
-    return {
-        "finished": found.finished,
-        "mode_text": vocabs.tgt.decode([text_ids])[0],
-        "mode_tokens": vocabs.tgt.pieces(found.tokens),
-        "mode_logprob": found.logprob,
-        "mode_empty": found.empty,
-        "beam_is_mode": rows[0] == found.tokens,
-        "mode_in_nbest": found.tokens in rows,
-        "reference_is_mode": found.tokens == c.ref_tokens,
-        "nodes": found.nodes,
-        "seconds": round(found.seconds, 3),
-    }
+    return ExactRecord(
+        finished=found.finished,
+        mode_text=vocabs.tgt.decode([text_ids])[0],
+        mode_tokens=vocabs.tgt.pieces(found.tokens),
+        mode_logprob=found.logprob,
+        mode_empty=found.empty,
+        beam_is_mode=rows[0] == found.tokens,
+        mode_in_nbest=found.tokens in rows,
+        reference_is_mode=found.tokens == c.ref_tokens,
+        nodes=found.nodes,
+        seconds=round(found.seconds, 3),
+    )
 
 
-def attention_maps(
+def attention_pairs(
     model: Seq2Seq,
     compared: list[Compared],
-    records: list[dict],
+    records: list[SentenceRecord],
     src_ids: list[list[int]],
     lines: list[int],
     vocabs: Vocabularies,
@@ -252,17 +256,16 @@ def attention_maps(
         src_tokens = vocabs.src.pieces([*src_ids[i], EOS_ID])
         batch = make_batch([src_ids[i]], [c.ref_tokens[:-1]], [i]).to(device)
         with torch.inference_mode():
-            _, forced = model(batch.src, batch.src_len, batch.tgt, return_attention=True)
-        hyp_len = rec["hyp_len"]
-        label = LABELS[rec["class"]]
+            _, forced = model(batch.src, batch.src_len, batch.tgt)  # attention (1, T, S)
+        label = LABELS[rec.class_]
         maps.append(
             AttentionMap(
                 line,
-                c.nbest.attention[0, :hyp_len].float().cpu().numpy(),
+                c.nbest.attention[0, : rec.hyp_len].float().cpu().numpy(),
                 src_tokens,
-                rec["hyp_tokens"],
-                rec["src"],
-                rec["hyp"],
+                rec.hyp_tokens,
+                rec.src,
+                rec.hyp,
                 f"beam output ŷ, {label}",
             )
         )
@@ -271,9 +274,9 @@ def attention_maps(
                 line,
                 forced[0].float().cpu().numpy(),
                 src_tokens,
-                rec["ref_tokens"],
-                rec["src"],
-                rec["ref"],
+                rec.ref_tokens,
+                rec.src,
+                rec.ref,
                 f"reference y* forced, {label}",
             )
         )
@@ -289,7 +292,7 @@ def analyze(
 ) -> Analysis:
     """Everything nmt-analyze computes, from a loaded model and its vocabularies."""
     decode = OmegaConf.to_object(cfg.decode) if isinstance(cfg.decode, DictConfig) else cfg.decode
-    check_config(cfg, decode)
+    check_analysis(cfg, decode)
     a, progress, timings = cfg.analysis, cfg.progress, {}
     src, refs = read_pair(cfg.data.test_src, cfg.data.test_ref, cfg.data.max_sentences)
     lines = list(a.attention_lines)
@@ -325,10 +328,10 @@ def analyze(
     exact = None
     if a.exact_sentences:
         with timed(timings, "exact search"):
-            results = exact_records(model, compared, src_ids, cfg, decode, vocabs, device, progress)
+            results = exact_records(model, compared, src_ids, a, decode, vocabs, device, progress)
         for rec, res in zip(records, results, strict=False):
-            rec["exact"] = res
-        exact = exact_summary(results, cfg)
+            rec.exact = res
+        exact = exact_summary(results, a)
     calibration = None
     if cfg.data.dev_src and a.calibrate_alphas:
         total = len(a.calibrate_alphas)
@@ -344,47 +347,45 @@ def analyze(
             cal = sweep(
                 model, vocabs.tgt, dev, decode, beams, alphas, tol, short, device, bar.update
             )
-            calibration = {"dev_src": cfg.data.dev_src, **calibrate(cal)}
+            calibration = calibrate(cal, cfg.data.dev_src)
     worst = worst_per_class(records)
     if not lines:  # the worst sentence of each class that missed
         lines = [worst[c][0] for c in CLASSES if c != MATCH and worst[c]]
     with timed(timings, "attention"):
-        maps = attention_maps(model, compared, records, src_ids, lines, vocabs, device)
-    scores = corpus_scores([r["hyp"] for r in records], refs, METRICS)
-    oracle = corpus_scores([r["oracle_hyp"] for r in records], refs, MetricSettings(("bleu",)))
-    summary = {
-        "format": FORMAT,
-        "run": cfg.run,
-        "checkpoint": cfg.checkpoint,
-        "test_src": cfg.data.test_src,
-        "test_ref": cfg.data.test_ref,
-        "sentences": len(records),
-        "decode": OmegaConf.to_container(OmegaConf.structured(decode)),
-        "nbest": nbest,
-        "scores": {
-            m: {"score": s["score"], "signature": s["signature"]} for m, s in scores.items()
-        },
-        "classes": class_summary(records, refs),
-        "ties": sum(r["tie"] for r in records),
-        "tie_tolerance": a.tie_tolerance,
-        "ref_over_limit": sum(r["ref_over_limit"] for r in records),
-        "fallout": fallout_summary(records),
-        "oracle": {
-            "bleu": oracle["bleu"]["score"],
-            "better_in_nbest": sum(r["oracle_bleu"] > r["bleu"] for r in records) / len(records),
-            "mean_rank": sum(r["oracle_rank"] for r in records) / len(records),
-        },
-        "examples": {c: worst[c][: a.examples] for c in CLASSES},
-        "sweep": rows,
-        "exact": exact,
-        "calibration": calibration,
-        "attention_lines": lines,
-        "timings": timings,
-        "manifest": build_manifest(
+        maps = attention_pairs(model, compared, records, src_ids, lines, vocabs, device)
+    scores = corpus_scores([r.hyp for r in records], refs, METRICS)
+    oracle = corpus_scores([r.oracle_hyp for r in records], refs, MetricSettings(("bleu",)))
+    n = len(records)
+    summary = AnalysisSummary(
+        run=cfg.run,
+        checkpoint=cfg.checkpoint,
+        test_src=cfg.data.test_src,
+        test_ref=cfg.data.test_ref,
+        sentences=n,
+        decode=decode,
+        nbest=nbest,
+        scores={m: MetricScore(s.score, s.signature) for m, s in scores.items()},
+        classes=class_summary(records, refs),
+        ties=sum(r.tie for r in records),
+        tie_tolerance=a.tie_tolerance,
+        ref_over_limit=sum(r.ref_over_limit for r in records),
+        fallout=fallout_summary(records),
+        oracle=OracleSummary(
+            bleu=oracle["bleu"].score,
+            better_in_nbest=sum(r.oracle_bleu > r.bleu for r in records) / n,
+            mean_rank=sum(r.oracle_rank for r in records) / n,
+        ),
+        examples={c: worst[c][: a.examples] for c in CLASSES},
+        sweep=rows,
+        exact=exact,
+        calibration=calibration,
+        attention_lines=lines,
+        timings=timings,
+        manifest=build_manifest(
             OmegaConf.to_container(cfg, resolve=True),
             [cfg.data.test_src, cfg.data.test_ref, cfg.data.dev_src, cfg.data.dev_ref],
-            {m: s["signature"] for m, s in scores.items()},
+            {m: s.signature for m, s in scores.items()},
             run_info,
         ),
-    }
+    )
     return Analysis(records, summary, maps)

@@ -18,8 +18,8 @@ from nmt.config import DecodeConfig
 from nmt.data.batching import make_batch, sentence_batches
 from nmt.model import Seq2Seq
 from nmt.search.beam import beam_search
-from nmt.search.decode import check_decode
-from nmt.search.greedy import SearchResult, max_lengths
+from nmt.search.result import SearchResult, max_lengths
+from nmt.search.scoring import Scorer
 
 PRUNED, STOPPED, LIMIT = "pruned", "stopped", "length limit"
 
@@ -83,7 +83,7 @@ def compare_batch(
     nbest: int,
 ) -> list[Compared]:
     """src: (B, S), ref: (B, T) y* with EOS, lengths (B,) → one Compared per row."""
-    scorer = check_decode(cfg)
+    scorer = Scorer.from_config(cfg)
     limit = max_lengths(src_len, cfg.max_len_a, cfg.max_len_b)  # (B,)
     trace: list[tuple[Tensor, Tensor, Tensor]] = []
     result = beam_search(
@@ -121,7 +121,6 @@ def compare(
 
     src_ids, ref_ids: id lists without EOS (batching adds it, as for training targets).
     """
-    check_decode(cfg)
     was_training = model.training
     model.eval()
     out: list[Compared | None] = [None] * len(src_ids)

@@ -21,7 +21,7 @@ from torch import Tensor
 from nmt import BOS_ID, EOS_ID
 from nmt.model import Seq2Seq
 from nmt.model.decoder import DecoderState
-from nmt.search.greedy import NEVER_OUTPUT
+from nmt.search.result import NEVER_OUTPUT
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from nmt.analysis.classify import SEARCH, classify, shares
+from nmt.analysis.records import Calibration, SweepRow
 from nmt.config import DecodeConfig
 from nmt.data.batching import make_batch, sentence_batches
 from nmt.data.tokenizer import Tokenizer
@@ -62,7 +63,7 @@ def setting_row(
     tol: float = 1e-6,
     short_ratio: float = 0.5,
     device: torch.device | str = "cpu",
-) -> dict:
+) -> SweepRow:
     """Decode with cfg (nbest 1) and measure: BLEU, chrF, mean log P, length ratio, rates of
     empty and short outputs, class shares (the search-error rate among them), wall time."""
     start = time.perf_counter()
@@ -81,19 +82,19 @@ def setting_row(
     scores = corpus_scores(hyps, data.refs, MetricSettings(("bleu", "chrf")))
     n = max(len(hyps), 1)
     short = sum(len(i) < short_ratio * (t - 1) for i, t in zip(ids, data.ref_len, strict=True))
-    return {
-        "beam": cfg.beam_size,
-        "alpha": cfg.alpha,
-        "bleu": scores["bleu"]["score"],
-        "chrf": scores["chrf"]["score"],
-        "length_ratio": scores["bleu"]["length"]["ratio"],
-        "mean_logprob": sum(float(r.logprob[0]) for r in results) / n,
-        "empty_rate": sum(not i for i in ids) / n,
-        "short_rate": short / n,
-        "search_error_rate": shares(classes)[SEARCH],
-        "shares": shares(classes),
-        "seconds": round(time.perf_counter() - start, 2),
-    }
+    return SweepRow(
+        beam=cfg.beam_size,
+        alpha=cfg.alpha,
+        bleu=scores["bleu"].score,
+        chrf=scores["chrf"].score,
+        length_ratio=scores["bleu"].length.ratio,
+        mean_logprob=sum(float(r.logprob[0]) for r in results) / n,
+        empty_rate=sum(not i for i in ids) / n,
+        short_rate=short / n,
+        search_error_rate=shares(classes)[SEARCH],
+        shares=shares(classes),
+        seconds=round(time.perf_counter() - start, 2),
+    )
 
 
 def sweep(
@@ -107,7 +108,7 @@ def sweep(
     short_ratio: float = 0.5,
     device: torch.device | str = "cpu",
     progress: Callable[[int], object] | None = None,
-) -> list[dict]:
+) -> list[SweepRow]:
     """setting_row for every beam width × alpha (beam search; penalty "none" becomes "norm",
     under which alpha means something)."""
     penalty = "norm" if cfg.length_penalty == "none" else cfg.length_penalty
@@ -123,7 +124,8 @@ def sweep(
     return rows
 
 
-def calibrate(rows: list[dict]) -> dict:
-    """The setting with the best BLEU (ties: the smaller alpha), with its search-error rate."""
-    best = max(rows, key=lambda r: (r["bleu"], -r["alpha"]))
-    return {"alpha": best["alpha"], "bleu": best["bleu"], "rows": rows, "best": best}
+def calibrate(rows: list[SweepRow], dev_src: str) -> Calibration:
+    """The setting with the best BLEU on dev_src (ties: the smaller alpha), with its
+    search-error rate."""
+    best = max(rows, key=lambda r: (r.bleu, -r.alpha))
+    return Calibration(dev_src, best.alpha, best.bleu, rows, best)

@@ -23,7 +23,8 @@ _HYDRA_RAISES = "_NMT_HYDRA_RAISES"
 def _verbose() -> bool:
     if os.environ.get(_HYDRA_RAISES):
         return bool(os.environ.get("NMT_VERBOSE"))
-    return bool(os.environ.get("NMT_VERBOSE") or os.environ.get("HYDRA_FULL_ERROR"))
+    # as Hydra reads it (hydra/_internal/utils.py: _is_env_set): only "1" is set
+    return bool(os.environ.get("NMT_VERBOSE")) or os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
 def _fail(message: str, status: int = 2) -> NoReturn:

@@ -23,24 +23,21 @@ register_configs()
 @report_errors
 def main(cfg: DictConfig) -> None:
     from nmt.analysis.analyze import analyze, read_pair
-    from nmt.analysis.report import summary_text, write
-    from nmt.evaluate.rundir import run_manifest
-    from nmt.search.decode import check_decode
-    from nmt.translator import Translator, checkpoint_path
+    from nmt.analysis.report import analysis_text, write
+    from nmt.translator import Translator
 
     validate(cfg)
-    check_decode(cfg.decode)
     read_pair(cfg.data.test_src, cfg.data.test_ref)  # refuse bad input before loading a model
     if cfg.out and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise ConfigError(f"out={cfg.out} is a file; give a directory for the analysis")
-    translator = Translator.from_run(cfg.run, cfg.checkpoint, cfg.device, cfg.threads)
-    run_info = run_manifest(Path(cfg.run), checkpoint_path(Path(cfg.run), cfg.checkpoint))
+    translator = Translator.from_run(cfg.run, cfg.checkpoint, cfg.device, cfg.threads, cfg.kernels)
+    run_info = translator.run.manifest(translator.checkpoint)
     result = analyze(translator.model, translator.vocabs, cfg, translator.device, run_info)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    out = Path(cfg.out) if cfg.out else Path(cfg.run) / "analysis" / stamp
+    out = Path(cfg.out) if cfg.out else translator.run.analysis / stamp
     with naming(out):
         written = write(result, out)
-    print(summary_text(result.summary))
+    print(analysis_text(result.summary))
     print(f"report: {written['html']} (with report.md, summary.json, sentences.jsonl)")
 
 

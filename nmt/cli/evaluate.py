@@ -22,7 +22,7 @@ def attention(cfg: DictConfig) -> tuple[list, Path | None]:
         return [], None
     from nmt.evaluate.attention import attention_maps
     from nmt.evaluate.report import attention_sources
-    from nmt.translator import Translator, checkpoint_path
+    from nmt.translator import Translator
 
     sentences = attention_sources(cfg)  # checks the options and line numbers first
     translator = Translator.from_run(cfg.run, cfg.checkpoint)
@@ -36,7 +36,7 @@ def attention(cfg: DictConfig) -> tuple[list, Path | None]:
         translator.device,
         note,
     )
-    return maps, checkpoint_path(Path(cfg.run), cfg.checkpoint)
+    return maps, translator.checkpoint
 
 
 def check_outputs(cfg: DictConfig) -> None:
@@ -51,11 +51,11 @@ def check_outputs(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="evaluate")
 @report_errors
 def main(cfg: DictConfig) -> None:
-    from nmt.evaluate.report import build_report, summary_text, write_json, write_report
+    from nmt.evaluate.report import build_report, evaluation_text, write_json, write_report
 
     check_outputs(cfg)
     report = build_report(cfg, *attention(cfg))
-    print(summary_text(report.data))
+    print(evaluation_text(report.data))
     if cfg.report_dir:
         with naming(cfg.report_dir):
             written = write_report(report, cfg.report_dir)

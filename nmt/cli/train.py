@@ -3,7 +3,7 @@
 A new run needs a fresh directory; `resume=true hydra.run.dir=RUN` continues the run in RUN
 from its checkpoints/last.pt exactly where it stopped (or starts it there if nothing was
 saved yet). Ctrl-C or SIGTERM saves a checkpoint and exits with status 130 or 143.
-Under torchrun (`torchrun --nproc_per_node=N -m nmt.train …`) each process is one rank of a
+Under torchrun (`torchrun --nproc_per_node=N -m nmt.cli.train …`) each process is one rank of a
 DistributedDataParallel job (nmt/train/distributed.py).
 """
 
@@ -23,6 +23,7 @@ from nmt.cli import hydra_errors, report_errors
 from nmt.config import register_configs, validate
 from nmt.errors import ConfigError
 from nmt.resources import conf_dir
+from nmt.rundir import RunDir
 
 register_configs()
 
@@ -55,7 +56,7 @@ def _train(cfg: DictConfig) -> float | None:
         name = signal.Signals(result["signal"]).name
         if dist.is_main:
             print(
-                f"interrupted by {name}: saved {run_dir}/checkpoints/last.pt at update "
+                f"interrupted by {name}: saved {RunDir(run_dir).last} at update "
                 f"{result['updates']}; continue with the same command and resume=true "
                 f"hydra.run.dir={run_dir}",
                 file=sys.stderr,
@@ -77,5 +78,9 @@ def main() -> None:
     _train()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m nmt.cli.train`, for `torchrun -m nmt.cli.train …`
+    # `record` hands an uncaught exception to torchrun, whose summary then shows the failing
+    # rank's traceback beside its number
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    record(main)()

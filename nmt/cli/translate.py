@@ -67,11 +67,10 @@ def main(cfg: DictConfig) -> None:
     check_paths(cfg)
     # a bad input file is reported at once; standard input is read once the model is loaded
     lines = read_lines(cfg.input) if cfg.input != "-" else None
-    from nmt.search.decode import check_decode  # torch is imported once the config is valid
+    # torch is imported once the config is valid
     from nmt.translator import Translator, format_nbest
 
-    check_decode(cfg.decode)
-    translator = Translator.from_run(cfg.run, cfg.checkpoint, cfg.device, cfg.threads)
+    translator = Translator.from_run(cfg.run, cfg.checkpoint, cfg.device, cfg.threads, cfg.kernels)
     if lines is None:
         lines = read_lines(cfg.input)
     progress = cfg.output != "-" and sys.stderr.isatty()  # a bar is for people, not logs

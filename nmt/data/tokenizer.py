@@ -21,13 +21,10 @@ import sentencepiece as spm
 
 from nmt import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nmt.errors import ConfigError, DataError
+from nmt.rundir import RunDir
 
 if TYPE_CHECKING:  # annotations only: the data layer need not import Hydra
     from nmt.config import DataConfig
-
-JOINT_MODEL = "spm.model"
-SRC_MODEL = "spm.src.model"
-TGT_MODEL = "spm.tgt.model"
 
 _TOO_SMALL = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
 _TOO_LARGE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
@@ -212,8 +209,9 @@ class Vocabularies:
         cfg: DataConfig,
         seed: int = 0,
     ) -> Vocabularies:
-        """Train spm.model on both sides (cfg.joint_vocab) or spm.src.model + spm.tgt.model."""
-        out_dir = Path(out_dir)
+        """Train spm.model on both sides (cfg.joint_vocab) or spm.src.model + spm.tgt.model
+        (the names are RunDir's)."""
+        run = RunDir(out_dir)
         options = dict(
             vocab_size=cfg.vocab_size,
             model_type=cfg.spm_model_type,
@@ -224,24 +222,22 @@ class Vocabularies:
         )
         if cfg.joint_vocab:
             both = itertools.chain(src_lines, tgt_lines)
-            tokenizer = Tokenizer.train(both, out_dir / JOINT_MODEL, **options)
+            tokenizer = Tokenizer.train(both, run.spm_joint, **options)
             return cls(tokenizer, tokenizer, joint=True)
-        src = Tokenizer.train(src_lines, out_dir / SRC_MODEL, **options)
-        tgt = Tokenizer.train(tgt_lines, out_dir / TGT_MODEL, **options)
+        src = Tokenizer.train(src_lines, run.spm_src, **options)
+        tgt = Tokenizer.train(tgt_lines, run.spm_tgt, **options)
         return cls(src, tgt, joint=False)
 
     @classmethod
     def load(cls, out_dir: str | Path) -> Vocabularies:
         """Load whichever layout `train` wrote into `out_dir`."""
-        out_dir = Path(out_dir)
-        if (out_dir / JOINT_MODEL).is_file():
-            tokenizer = Tokenizer.load(out_dir / JOINT_MODEL)
+        run = RunDir(out_dir)
+        if run.spm_joint.is_file():
+            tokenizer = Tokenizer.load(run.spm_joint)
             return cls(tokenizer, tokenizer, joint=True)
-        if (out_dir / SRC_MODEL).is_file() and (out_dir / TGT_MODEL).is_file():
-            return cls(
-                Tokenizer.load(out_dir / SRC_MODEL), Tokenizer.load(out_dir / TGT_MODEL), False
-            )
+        if run.spm_src.is_file() and run.spm_tgt.is_file():
+            return cls(Tokenizer.load(run.spm_src), Tokenizer.load(run.spm_tgt), False)
         raise DataError(
-            f"no {JOINT_MODEL} or {SRC_MODEL}/{TGT_MODEL} in {out_dir}: is this a run directory "
-            "written by nmt-train?"
+            f"no {run.spm_joint.name} or {run.spm_src.name}/{run.spm_tgt.name} in {run.root}: "
+            "is this a run directory written by nmt-train?"
         )

@@ -10,7 +10,8 @@ from nmt.data.batching import make_batch
 from nmt.data.tokenizer import Vocabularies
 from nmt.evaluate.plots import AttentionMap
 from nmt.model import Seq2Seq
-from nmt.search.greedy import greedy_search, max_lengths
+from nmt.search.greedy import greedy_search
+from nmt.search.result import max_lengths
 
 
 def attention_maps(

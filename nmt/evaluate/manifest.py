@@ -6,29 +6,17 @@ the configs, the git commit of the code, package versions and sha256 of every in
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from nmt.evaluate.records import GitState, Manifest
+from nmt.rundir import file_hashes
+
 PACKAGES = ("nmt", "torch", "sacrebleu", "sentencepiece", "numpy", "matplotlib")
 _SOURCE = Path(__file__).resolve().parents[2]  # the checkout holding nmt/, if there is one
-
-
-def sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks (corpora can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_hashes(paths: list[str | Path]) -> dict[str, str]:
-    """{path: sha256} for each existing file, in the order given."""
-    return {str(p): sha256(p) for p in paths if p and Path(p).is_file()}
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
@@ -52,16 +40,16 @@ def _git(*args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def git_state() -> dict[str, str | bool | None]:
+def git_state() -> GitState:
     """The commit of the nmt code being run and whether tracked files differ from it.
 
     "unknown" (and dirty None) when nmt is not running from a git checkout, e.g. a wheel.
     """
     commit = _git("rev-parse", "HEAD") if (_SOURCE / "nmt").is_dir() else None
     if not commit:
-        return {"commit": "unknown", "dirty": None}
+        return GitState("unknown", None)
     status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
+    return GitState(commit, None if status is None else bool(status))
 
 
 def build_manifest(
@@ -69,18 +57,18 @@ def build_manifest(
     inputs: list[str | Path],
     signatures: dict[str, str],
     run: dict | None = None,
-) -> dict:
+) -> Manifest:
     """The manifest: evaluation config, code state, versions, input hashes and signatures.
 
     run, when a run directory was given, holds its resolved training config, the hashes of
     its SentencePiece models and checkpoint, and the decode settings.
     """
-    return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": config,
-        "git": git_state(),
-        "versions": package_versions(),
-        "data": file_hashes(inputs),
-        "signatures": signatures,
-        "run": run,
-    }
+    return Manifest(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        config=config,
+        git=git_state(),
+        versions=package_versions(),
+        data=file_hashes(inputs),
+        signatures=signatures,
+        run=run,
+    )

@@ -20,6 +20,14 @@ from sacrebleu.significance import PairedTest
 
 from nmt.data.corpus import read_lines
 from nmt.errors import ConfigError, DataError
+from nmt.evaluate.records import (
+    ConfidenceInterval,
+    CorpusScore,
+    LengthStats,
+    PairedCell,
+    PairedResult,
+    PairedRow,
+)
 
 METRICS = ("bleu", "chrf", "ter")
 TESTS = {"bs": "paired bootstrap resampling", "ar": "paired approximate randomisation"}
@@ -98,35 +106,41 @@ def sacrebleu_seed(seed: int) -> Iterator[None]:
             os.environ["SACREBLEU_SEED"] = old
 
 
-def _entry(score: Score, metric: Metric) -> dict:
-    """A score as JSON: value, sacrebleu's text line, signature, and the CI when resampled."""
-    out = {
-        "name": score.name,  # sacrebleu's: BLEU, chrF2, chrF2++, TER
-        "score": round(score.score, 4),
-        "text": str(score),
-        "signature": str(metric.get_signature()),
-        "ci": None,
-    }
+def _length(score: Score) -> LengthStats:
+    """A BLEU score's lengths (sacrebleu's sys_len, ref_len, ratio, bp)."""
+    return LengthStats(
+        hyp_len=score.sys_len,
+        ref_len=score.ref_len,
+        ratio=round(score.ratio, 4),
+        bp=round(score.bp, 4),
+    )
+
+
+def _entry(score: Score, metric: Metric) -> CorpusScore:
+    """A score as a record: value, sacrebleu's text line, signature, and the CI when resampled."""
+    ci = length = None
     if metric.n_bootstrap:
         # sacrebleu's CI: the bootstrap mean ± half the width of the 2.5–97.5 percentile range
         # (Score.estimate_ci); its public face is the text "(μ = m ± h)", the fields are these.
         mean, half = float(score._mean), float(score._ci)
-        out["ci"] = {
-            "mean": round(mean, 4),
-            "half_width": round(half, 4),
-            "low": round(mean - half, 4),
-            "high": round(mean + half, 4),
-            "n_bootstrap": metric.n_bootstrap,
-            "level": 0.95,
-        }
+        ci = ConfidenceInterval(
+            mean=round(mean, 4),
+            half_width=round(half, 4),
+            low=round(mean - half, 4),
+            high=round(mean + half, 4),
+            n_bootstrap=metric.n_bootstrap,
+            level=0.95,
+        )
     if isinstance(metric, BLEU):
-        out["length"] = {
-            "hyp_len": score.sys_len,
-            "ref_len": score.ref_len,
-            "ratio": round(score.ratio, 4),
-            "bp": round(score.bp, 4),
-        }
-    return out
+        length = _length(score)
+    return CorpusScore(
+        name=score.name,  # sacrebleu's: BLEU, chrF2, chrF2++, TER
+        score=round(score.score, 4),
+        text=str(score),
+        signature=str(metric.get_signature()),
+        ci=ci,
+        length=length,
+    )
 
 
 def corpus_scores(
@@ -137,7 +151,7 @@ def corpus_scores(
     lowercase: bool = False,
     n_bootstrap: int = 1,
     seed: int = 12345,
-) -> dict[str, dict]:
+) -> dict[str, CorpusScore]:
     """Each metric's corpus score, text line and signature; with n_bootstrap > 1 also its 95%
     bootstrap confidence interval (sacrebleu's --confidence)."""
     settings = (
@@ -172,10 +186,10 @@ def _check_ter_lengths(hyps: list[str], refs: list[str]) -> None:
             )
 
 
-def length_stats(hyps: list[str], refs: list[str], settings: MetricSettings) -> dict:
+def length_stats(hyps: list[str], refs: list[str], settings: MetricSettings) -> LengthStats:
     """Hypothesis and reference length in BLEU's tokens, their ratio and brevity penalty."""
     metric = BLEU(tokenize=settings.tokenize, lowercase=settings.lowercase)
-    return _entry(metric.corpus_score(hyps, [refs]), metric)["length"]
+    return _length(metric.corpus_score(hyps, [refs]))
 
 
 def sentence_scores(
@@ -198,7 +212,7 @@ def paired_test(
     test: str,
     n_samples: int,
     seed: int,
-) -> dict:
+) -> PairedResult:
     """Compare every system with the first (the baseline) by sacrebleu's PairedTest.
 
     test is "bs" (paired bootstrap resampling, Koehn 2004) or "ar" (paired approximate
@@ -220,33 +234,31 @@ def paired_test(
     comparisons = []
     for i, (sys_name, hyps) in enumerate(systems):
         identical = i > 0 and hyps == baseline_hyps
-        row: dict = {"system": sys_name, "baseline": i == 0, "identical_to_baseline": identical}
+        cells = {}
         for ours, theirs in zip(settings.metrics, sacre_names, strict=True):
             result = table[theirs][i]
             p = None if i == 0 else (1.0 if identical else float(result.p_value))
             baseline_score = table[theirs][0].score
             delta = result.score - baseline_score
-            row[ours] = {
-                "score": round(result.score, 4),
-                "delta": round(delta, 4),
-                "p_value": None if p is None else round(p, 6),
-                "significant": None if p is None else p < ALPHA,
-                "better": None
-                if i == 0 or delta == 0
-                else (delta < 0) == (ours in LOWER_IS_BETTER),
-                "mean": None if result.mean is None else round(float(result.mean), 4),
-                "ci": None if result.ci is None else round(float(result.ci), 4),
-            }
-        comparisons.append(row)
-    return {
-        "test": test,
-        "name": TESTS[test],
-        "n": ps.n_samples,
-        "seed": seed,
-        "alpha": ALPHA,
-        "signatures": {
+            cells[ours] = PairedCell(
+                score=round(result.score, 4),
+                delta=round(delta, 4),
+                p_value=None if p is None else round(p, 6),
+                significant=None if p is None else p < ALPHA,
+                better=None if i == 0 or delta == 0 else (delta < 0) == (ours in LOWER_IS_BETTER),
+                mean=None if result.mean is None else round(float(result.mean), 4),
+                ci=None if result.ci is None else round(float(result.ci), 4),
+            )
+        comparisons.append(PairedRow(sys_name, i == 0, identical, cells))
+    return PairedResult(
+        test=test,
+        name=TESTS[test],
+        n=ps.n_samples,
+        seed=seed,
+        alpha=ALPHA,
+        signatures={
             ours: str(signatures[theirs])
             for ours, theirs in zip(settings.metrics, sacre_names, strict=True)
         },
-        "systems": comparisons,
-    }
+        systems=comparisons,
+    )

@@ -1,202 +1,117 @@
-"""Render report data (report.json's dict) as Markdown and as one self-contained HTML page.
+"""The one rendering stack of every report: a `Page` of sections, each a list of blocks
+(`Table`, `Figure`, `Code`, `Note`), written as GitHub-flavoured Markdown and as one
+self-contained HTML page.
 
-Both show the same sections in the same order (`SECTIONS`); the HTML embeds its images as
-base64 data URIs and its CSS inline, so the single file can be mailed or archived.
+Both formats show the same sections in the same order; the HTML embeds its images as base64
+data URIs and its CSS inline, so the single file can be mailed or archived. A report only
+says what is on its page (nmt/evaluate/sections.py for nmt-evaluate, nmt/analysis/report.py
+for nmt-analyze); how a table, a figure or a note looks is decided here, once.
 """
 
 from __future__ import annotations
 
 import base64
 import html as _html
-import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from nmt.evaluate.metrics import LOWER_IS_BETTER
 
-SECTIONS = {
-    "summary": "Summary",
-    "significance": "Significance",
-    "length": "Length",
-    "sentences": "Worst sentences",
-    "training": "Training curves",
-    "attention": "Attention",
-    "manifest": "Manifest",
-}
-MANIFEST = "Code, package versions and sha256 of every input"
-
-
-def _name(data: dict, metric: str) -> str:
-    """sacrebleu's name of a metric as configured: BLEU, chrF2, chrF2++, TER."""
-    return data["scores"][metric]["name"]
-
-
-def _title(data: dict) -> str:
-    """'Evaluation report: base.txt', or 'base.txt vs new.txt' for several systems."""
-    return "Evaluation report: " + " vs ".join(sy["name"] for sy in data["systems"])
-
-
-def _num(value, digits: int = 2) -> str:
+def num(value: float | None, digits: int = 2) -> str:
+    """A number for a table cell, "–" for a missing one."""
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _score(entry: dict) -> str:
-    """'31.20' or '31.20 [29.81, 32.57]' when a 95% CI was computed."""
-    text = _num(entry["score"])
-    if entry.get("ci"):
-        text += f" [{_num(entry['ci']['low'])}, {_num(entry['ci']['high'])}]"
-    return text
-
-
-def _p(cell: dict) -> str:
-    if cell["p_value"] is None:
-        return "baseline"
-    return f"{cell['delta']:+.2f}, p = {cell['p_value']:.4f}{' *' if cell['significant'] else ''}"
-
-
-# -- shared table contents ---------------------------------------------------------------------
-
-
-def _tables(data: dict) -> dict[str, list]:
-    """Each section's tables as (caption, header, rows) with plain-text cells."""
-    s = data["settings"]
-    metrics = s["metrics"]
-    heads = [_name(data, m) for m in metrics]
-    out: dict[str, list] = {name: [] for name in SECTIONS}
-    ci = " (95% CI)" if s["confidence"] else ""
-    out["summary"].append(
-        (
-            f"{data['sentences']:,} sentences against {data['ref']}",
-            ["system", *[h + ci for h in heads], "length ratio"],
-            [
-                [
-                    sy["name"] + (" (baseline)" if i == 0 and len(data["systems"]) > 1 else ""),
-                    *[_score(sy["scores"][m]) for m in metrics],
-                    _num(sy["length"]["ratio"], 3),
-                ]
-                for i, sy in enumerate(data["systems"])
-            ],
-        )
-    )
-    out["summary"].append(
-        (
-            "Settings",
-            ["setting", "value"],
-            [
-                ["BLEU tokenisation", s["tokenize"]],
-                ["case", "lowercased" if s["lowercase"] else "case-sensitive"],
-                [
-                    "chrF word n-grams",
-                    f"{s['chrf_word_order']} ({'chrF++' if s['chrf_word_order'] == 2 else 'chrF'})",
-                ],
-                [
-                    "confidence intervals",
-                    f"bootstrap, n = {s['n_bootstrap']}" if s["confidence"] else "off",
-                ],
-                [
-                    "significance",
-                    s["significance"] if len(data["systems"]) > 1 else "one system: none",
-                ],
-                ["seed", str(s["seed"])],
-                *[[f"signature {_name(data, m)}", data["scores"][m]["signature"]] for m in metrics],
-            ],
-        )
-    )
-    for test in data["significance"].values():
-        out["significance"].append(
-            (
-                f"{test['name']} against the baseline (n = {test['n']}, seed = {test['seed']}; "
-                f"* p < {test['alpha']})",
-                ["system", *heads],
-                [
-                    [
-                        r["system"]
-                        + (" (identical to baseline)" if r["identical_to_baseline"] else ""),
-                        *[f"{r[m]['score']:.2f} ({_p(r[m])})" for m in metrics],
-                    ]
-                    for r in test["systems"]
-                ],
-            )
-        )
-    order = " (highest first)" if metrics[0] in LOWER_IS_BETTER else " (lowest first)"
-    for sy in data["systems"]:
-        ln = sy["length"]
-        out["length"].append(
-            (
-                f"{sy['name']}: output {ln['hyp_len']:,} / reference {ln['ref_len']:,} BLEU tokens, "
-                f"ratio {ln['ratio']:.3f}, brevity penalty {ln['bp']:.3f}; by {s['bucket_by']}",
-                ["length", "sentences", *heads, "length ratio"],
-                [
-                    [
-                        b["label"],
-                        str(b["sentences"]),
-                        *[_num(b["scores"].get(m)) for m in metrics],
-                        _num(b["length_ratio"], 3),
-                    ]
-                    for b in sy["buckets"]
-                    if b["sentences"]  # empty ranges stay in report.json only
-                ],
-            )
-        )
-        by_line = {seg["line"]: seg for seg in sy["segments"]}
-        cols = ["line", *heads] + (["source"] if data["src"] else []) + ["reference", "output"]
-        rows = []
-        for line in sy["worst"][: s["worst"]]:
-            seg = by_line[line]
-            rows.append(
-                [
-                    str(line),
-                    *[_num(seg["scores"][m]) for m in metrics],
-                    *([seg["src"]] if data["src"] else []),
-                    seg["ref"],
-                    seg["hyp"],
-                ]
-            )
-        out["sentences"].append(
-            (f"{sy['name']}: the {len(rows)} worst by sentence {heads[0]}{order}", cols, rows)
-        )
-    if data["training"]:
-        out["training"].append(
-            (
-                f"Validations of {data['training']['run']}",
-                ["update", "loss", "perplexity", "BLEU"],
-                [
-                    [str(v["update"]), _num(v["loss"], 3), _num(v["ppl"]), _num(v["bleu"])]
-                    for v in data["training"]["validations"]
-                ],
-            )
-        )
-    return out
-
-
-def _manifest_rows(m: dict) -> list[list[str]]:
-    git = m["git"]
-    dirty = {True: " (uncommitted changes)", False: "", None: ""}[git["dirty"]]
-    rows = [["created", m["created"]], ["git commit", git["commit"] + dirty]]
-    rows += [[f"version {k}", v] for k, v in m["versions"].items()]
-    rows += [[f"sha256 {k}", v] for k, v in m["data"].items()]
-    if m["run"]:
-        rows += [[f"sha256 {k}", v] for k, v in m["run"]["spm_models"].items()]
-        rows += [[f"sha256 {k}", v] for k, v in m["run"]["checkpoint"].items()]
-        rows.append(["decode", json.dumps(m["run"]["decode"])])
-    return rows
-
-
-def _empty_note(name: str, data: dict) -> str:
-    return {
-        "significance": "One system: give systems=[BASELINE,OTHER,…] to compare systems."
-        if len(data["systems"]) < 2
-        else "significance=none: no paired test was run.",
-        "training": "No run directory: give run=DIR to plot its metrics.csv.",
-        "attention": "No sentences chosen: give attention_lines=[LINE,…] with run=DIR and src=FILE.",
-    }.get(name, "")
-
-
-# -- Markdown ----------------------------------------------------------------------------------
+def pct(value: float | None) -> str:
+    """A share as a percentage for a table cell, "–" for a missing one."""
+    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (and on one line)."""
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def esc(text) -> str:
+    """Text safe inside HTML, attribute values included."""
+    return _html.escape(str(text), quote=True)
+
+
+# -- the blocks a section is made of -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """A captioned table of plain-text cells."""
+
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+    mono: bool = False  # HTML: monospace text cells (hashes, commits)
+
+
+@dataclass(frozen=True)
+class Caption:
+    """A figure's caption, written in each format's markup."""
+
+    markdown: str
+    html: str
+
+    @classmethod
+    def text(cls, text: str) -> Caption:
+        """The same plain text in both formats, escaped for each."""
+        return cls(md_cell(text), esc(text))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A PNG beside the report: linked from the Markdown, embedded in the HTML."""
+
+    image: str | None  # file name in the report's folder (None: not drawn)
+    alt: str
+    caption: Caption | None = None
+
+
+@dataclass(frozen=True)
+class Code:
+    """JSON text: a fenced block in Markdown, a collapsed <details> in HTML."""
+
+    label: str  # lower case; Markdown capitalises its first letter
+    text: str
+    markdown: bool = True  # False: on the HTML page only
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line saying why a section is empty, or what to set to fill it."""
+
+    text: str
+    markdown: bool = True  # False: on the HTML page only
+
+
+Block = Table | Figure | Code | Note
+
+
+@dataclass
+class Section:
+    """One section: its anchor (HTML id), its heading and its blocks in order."""
+
+    key: str
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    """A whole report: the page title, the heading, the line under it, the sections."""
+
+    title: str  # HTML <title>
+    heading: str  # the # heading / <h1>
+    subtitle: str  # HTML only: the header's line of key numbers
+    sections: list[Section]
+
+
+# -- Markdown ----------------------------------------------------------------------------------
 
 
 def md_table(caption: str, header: list[str], rows: list[list[str]]) -> str:
@@ -210,33 +125,30 @@ def md_table(caption: str, header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown(data: dict) -> str:
-    """The report as GitHub-flavoured Markdown; images are the PNGs beside the file."""
-    tables = _tables(data)
-    parts = [f"# {_title(data)}\n"]
-    for name, title in SECTIONS.items():
-        parts.append(f"## {title}\n")
-        if name == "manifest":
-            parts.append(md_table(MANIFEST, ["item", "value"], _manifest_rows(data["manifest"])))
-            parts.append(
-                "Configuration:\n\n```json\n"
-                + json.dumps(data["manifest"]["config"], indent=2, ensure_ascii=False)
-                + "\n```\n"
-            )
-            continue
-        if name == "training" and data["training"] and data["training"]["curves"]:
-            parts.append(f"![training curves]({data['training']['curves']})\n")
-        if name == "attention":
-            for a in data["attention"]:
-                parts.append(
-                    f"**Line {a['line']}** ({md_cell(a['note'])}): {md_cell(a['source'])}"
-                    f" → {md_cell(a['output'])}\n"
-                )
-                if a["image"]:
-                    parts.append(f"![attention, line {a['line']}]({a['image']})\n")
-        parts += [md_table(*t) for t in tables[name]]
-        if not tables[name] and not (name == "attention" and data["attention"]):
-            parts.append(_empty_note(name, data) + "\n")
+def _md_block(block: Block) -> list[str]:
+    """The block's paragraphs (each ends in a newline; the page puts a blank line between)."""
+    if isinstance(block, Table):
+        return [md_table(block.caption, block.header, block.rows)]
+    if isinstance(block, Figure):
+        parts = [block.caption.markdown + "\n"] if block.caption else []
+        if block.image:
+            parts.append(f"![{md_cell(block.alt)}]({block.image})\n")
+        return parts
+    if not block.markdown:
+        return []
+    if isinstance(block, Code):
+        label = block.label[:1].upper() + block.label[1:]
+        return [f"{label}:\n\n```json\n{block.text}\n```\n"]
+    return [block.text + "\n"]
+
+
+def markdown(page: Page) -> str:
+    """The page as GitHub-flavoured Markdown; images are the PNGs beside the file."""
+    parts = [f"# {page.heading}\n"]
+    for section in page.sections:
+        parts.append(f"## {section.title}\n")
+        for block in section.blocks:
+            parts += _md_block(block)
     return "\n".join(parts)
 
 
@@ -264,11 +176,6 @@ img{max-width:100%;border:1px solid #d8dee4;border-radius:4px}
 p.note{color:#57606a;font-style:italic}figure{margin:12px 0 24px}
 figcaption{font-size:13px;color:#57606a;margin-bottom:6px}
 """
-
-
-def esc(text) -> str:
-    return _html.escape(str(text), quote=True)
-
 
 _NUMBER = re.compile(
     r"[+-]?[\d,]*\.?\d+( \[[-\d.]+, [-\d.]+\]| \([+-][\d.]+, p = [\d.]+( \*)?\))?|–"
@@ -300,58 +207,39 @@ def html_table(caption: str, header: list[str], rows: list[list[str]], mono: boo
 
 
 def img(path: Path | None, alt: str) -> str:
+    """The PNG at path as an <img> with a data URI, or a note that it is missing."""
     if path is None or not Path(path).is_file():
         return f'<p class="note">{esc(alt)}: image missing</p>'
     encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{encoded}">'
 
 
-def html(data: dict, images: dict[str, Path] | None = None) -> str:
-    """The report as one HTML page; images maps the file names in data to PNG paths."""
-    images = images or {}
-    tables = _tables(data)
-    nav = "".join(f'<a href="#{k}">{esc(v)}</a>' for k, v in SECTIONS.items())
-    body = []
-    for name, title in SECTIONS.items():
-        parts = [f'<section id="{name}"><h2>{esc(title)}</h2>']
-        if name == "training" and data["training"] and data["training"]["curves"]:
-            curves = data["training"]["curves"]
-            parts.append(f"<figure>{img(images.get(curves), 'training curves')}</figure>")
-        if name == "attention":
-            for a in data["attention"]:
-                parts.append(
-                    f"<figure><figcaption>Line {a['line']} ({esc(a['note'])}):<br>"
-                    f"<b>source</b> {esc(a['source'])}<br><b>output</b> {esc(a['output'])}"
-                    f"</figcaption>{img(images.get(a['image']), 'attention, line ' + str(a['line']))}"
-                    "</figure>"
-                )
-        if name == "manifest":
-            parts.append(
-                html_table(MANIFEST, ["item", "value"], _manifest_rows(data["manifest"]), mono=True)
-            )
-            config = json.dumps(data["manifest"]["config"], indent=2, ensure_ascii=False)
-            parts.append(
-                f"<details><summary>configuration</summary><pre>{esc(config)}</pre></details>"
-            )
-            if data["manifest"]["run"]:
-                run_cfg = json.dumps(data["manifest"]["run"]["config"], indent=2)
-                parts.append(
-                    "<details><summary>run configuration</summary>"
-                    f"<pre>{esc(run_cfg)}</pre></details>"
-                )
-        parts += [html_table(*t) for t in tables[name]]
-        if not tables[name] and not (name == "attention" and data["attention"]):
-            parts.append(f'<p class="note">{esc(_empty_note(name, data))}</p>')
-        body.append("".join(parts) + "</section>")
-    first = data["systems"][0]
-    headline = " · ".join(
-        f"{_name(data, m)} {_score(first['scores'][m])}" for m in data["settings"]["metrics"]
+def _html_block(block: Block, folder: Path) -> str:
+    if isinstance(block, Table):
+        return html_table(block.caption, block.header, block.rows, block.mono)
+    if isinstance(block, Figure):
+        caption = f"<figcaption>{block.caption.html}</figcaption>" if block.caption else ""
+        image = img(folder / block.image if block.image else None, block.alt)
+        return f"<figure>{caption}{image}</figure>"
+    if isinstance(block, Code):
+        return (
+            f"<details><summary>{esc(block.label)}</summary><pre>{esc(block.text)}</pre></details>"
+        )
+    return f'<p class="note">{esc(block.text)}</p>'
+
+
+def html(page: Page, folder: Path) -> str:
+    """The page as one HTML file; folder holds the PNGs its figures name, embedded here."""
+    nav = "".join(f'<a href="#{s.key}">{esc(s.title)}</a>' for s in page.sections)
+    body = "".join(
+        f'<section id="{s.key}"><h2>{esc(s.title)}</h2>'
+        + "".join(_html_block(b, Path(folder)) for b in s.blocks)
+        + "</section>"
+        for s in page.sections
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>nmt evaluation: {esc(data['hyp'])}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{esc(_title(data))}</h1>"
-        f"<p>{esc(headline)} · {data['sentences']:,} sentences · "
-        f"{esc(data['manifest']['created'])}</p></header><nav>{nav}</nav>"
-        f"<main>{''.join(body)}</main></body></html>\n"
+        f"<title>{esc(page.title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{esc(page.heading)}</h1><p>{esc(page.subtitle)}</p></header>"
+        f"<nav>{nav}</nav><main>{body}</main></body></html>\n"
     )

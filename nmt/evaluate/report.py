@@ -2,8 +2,9 @@
 length analysis, worst sentences, training curves and attention, written as JSON, Markdown
 and one self-contained HTML file.
 
-`build_report` computes everything into `Report.data` (what report.json holds, with stable
-keys); `write_report` draws the figures and renders the three files.
+`build_report` computes everything into `Report.data`, a typed `EvaluationReport` (what
+report.json holds, with stable keys); `write_report` draws the figures and renders the three
+files, the Markdown and HTML through the shared stack in nmt/evaluate/render.py.
 """
 
 from __future__ import annotations
@@ -29,9 +30,18 @@ from nmt.evaluate.metrics import (
     sentence_scores,
 )
 from nmt.evaluate.plots import AttentionMap, attention_heatmap, training_curves
-from nmt.evaluate.rundir import read_metrics_csv, run_directory, run_manifest, training_summary
+from nmt.evaluate.records import (
+    AttentionEntry,
+    EvaluationReport,
+    LengthBucket,
+    ReportSettings,
+    Segment,
+    SystemResult,
+    Training,
+)
+from nmt.evaluate.sections import evaluation_page
+from nmt.rundir import RunDir
 
-FORMAT = "nmt-evaluate-report/1"
 SIGNIFICANCE = ("none", "bs", "ar", "both")
 
 
@@ -39,7 +49,7 @@ SIGNIFICANCE = ("none", "bs", "ar", "both")
 class Report:
     """The report's data (report.json) and what its figures are drawn from."""
 
-    data: dict
+    data: EvaluationReport
     training_rows: list[dict] = field(default_factory=list)
     attention: list[AttentionMap] = field(default_factory=list)
 
@@ -55,7 +65,7 @@ def system_paths(cfg: DictConfig) -> list[str]:
     return paths
 
 
-def check_config(cfg: DictConfig) -> None:
+def check_evaluation(cfg: DictConfig) -> None:
     """Refuse impossible option values and combinations, naming the key."""
     if cfg.significance not in SIGNIFICANCE:
         raise ConfigError(
@@ -102,7 +112,7 @@ def source_lines(path: str, expected: int, numbers: list[int] | None = None) -> 
 
 def attention_sources(cfg: DictConfig) -> list[str]:
     """The source sentences cfg.attention_lines names, after checking the options it needs."""
-    check_config(cfg)
+    check_evaluation(cfg)
     return source_lines(cfg.src, len(read_lines(cfg.ref)), list(cfg.attention_lines))
 
 
@@ -122,27 +132,25 @@ def length_buckets(
     lengths: list[int],
     edges: list[int],
     settings: MetricSettings,
-) -> list[dict]:
+) -> list[LengthBucket]:
     """Corpus scores and length ratio of the sentences in each length range (empty ones too)."""
     out = []
     for low, high, label in bucket_ranges(edges):
         idx = [i for i, n in enumerate(lengths) if n >= low and (high is None or n <= high)]
-        entry: dict = {"label": label, "min_words": low, "max_words": high, "sentences": len(idx)}
+        scores, ratio = {}, None
         if idx:
             h, r = [hyps[i] for i in idx], [refs[i] for i in idx]
-            entry["scores"] = {k: v["score"] for k, v in corpus_scores(h, r, settings).items()}
-            entry["length_ratio"] = length_stats(h, r, settings)["ratio"]
-        else:
-            entry["scores"], entry["length_ratio"] = {}, None
-        out.append(entry)
+            scores = {k: v.score for k, v in corpus_scores(h, r, settings).items()}
+            ratio = length_stats(h, r, settings).ratio
+        out.append(LengthBucket(label, low, high, len(idx), scores, ratio))
     return out
 
 
-def worst_first(segments: list[dict], metric: str) -> list[int]:
+def worst_first(segments: list[Segment], metric: str) -> list[int]:
     """Line numbers ordered worst first by one metric (TER: highest first), ties by line."""
     sign = -1 if metric in LOWER_IS_BETTER else 1
-    ranked = sorted(segments, key=lambda s: (sign * s["scores"][metric], s["line"]))
-    return [s["line"] for s in ranked]
+    ranked = sorted(segments, key=lambda s: (sign * s.scores[metric], s.line))
+    return [s.line for s in ranked]
 
 
 def _system(
@@ -152,28 +160,42 @@ def _system(
     src: list[str] | None,
     cfg: DictConfig,
     settings: MetricSettings,
-) -> dict:
+) -> SystemResult:
     n_boot = cfg.n_bootstrap if cfg.confidence else 1
     per_sentence = sentence_scores(hyps, refs, settings)
     segments = [
-        {
-            "line": i + 1,
-            "src": None if src is None else src[i],
-            "ref": refs[i],
-            "hyp": hyps[i],
-            "scores": {m: per_sentence[m][i] for m in settings.metrics},
-        }
+        Segment(
+            line=i + 1,
+            src=None if src is None else src[i],
+            ref=refs[i],
+            hyp=hyps[i],
+            scores={m: per_sentence[m][i] for m in settings.metrics},
+        )
         for i in range(len(hyps))
     ]
     lengths = [len((src[i] if src is not None else refs[i]).split()) for i in range(len(refs))]
+    return SystemResult(
+        name=name,
+        path=name,
+        scores=corpus_scores(hyps, refs, settings, n_bootstrap=n_boot, seed=cfg.seed),
+        length=length_stats(hyps, refs, settings),
+        buckets=length_buckets(hyps, refs, lengths, list(cfg.length_buckets), settings),
+        worst=worst_first(segments, settings.metrics[0]),
+        segments=segments,
+    )
+
+
+def training_summary(rows: list[dict]) -> dict:
+    """Counts, the last training row and the validations (all, and the best by BLEU)."""
+    train = [r for r in rows if r["split"] == "train"]
+    valid = [r for r in rows if r["split"] == "valid"]
+    scored = [r for r in valid if r["bleu"] is not None]
     return {
-        "name": name,
-        "path": name,
-        "scores": corpus_scores(hyps, refs, settings, n_bootstrap=n_boot, seed=cfg.seed),
-        "length": length_stats(hyps, refs, settings),
-        "buckets": length_buckets(hyps, refs, lengths, list(cfg.length_buckets), settings),
-        "worst": worst_first(segments, settings.metrics[0]),
-        "segments": segments,
+        "updates": max((r["update"] for r in rows if r["update"] is not None), default=0),
+        "train_rows": len(train),
+        "validations": valid,
+        "last_train": train[-1] if train else None,
+        "best_valid": max(scored, key=lambda r: r["bleu"]) if scored else None,
     }
 
 
@@ -185,7 +207,7 @@ def build_report(
     attention: heatmaps already computed (the CLI does it with the run's model);
     checkpoint: the checkpoint file they came from, hashed into the manifest.
     """
-    check_config(cfg)
+    check_evaluation(cfg)
     settings = MetricSettings(tuple(cfg.metrics), cfg.tokenize, cfg.lowercase, cfg.chrf_word_order)
     texts = []
     for path in system_paths(cfg):
@@ -201,86 +223,80 @@ def build_report(
             significance[test] = paired_test(texts, refs, settings, test, n, cfg.seed)
     rows, training, run = [], None, None
     if cfg.run:
-        run_dir = run_directory(cfg.run)
-        rows = read_metrics_csv(run_dir / "metrics.csv")
-        training = {"run": str(run_dir), "curves": None, **training_summary(rows)}
-        run = run_manifest(run_dir, checkpoint)
+        run_dir = RunDir.open(cfg.run)
+        rows = run_dir.metrics()
+        training = Training(run=str(run_dir.root), curves=None, **training_summary(rows))
+        run = run_dir.manifest(checkpoint)
     first = systems[0]
-    data = {
-        "format": FORMAT,
-        "hyp": first["path"],
-        "ref": cfg.ref,
-        "src": cfg.src or None,
-        "sentences": len(refs),
-        "scores": first["scores"],
-        "settings": {
-            "metrics": list(settings.metrics),
-            "tokenize": settings.tokenize,
-            "lowercase": settings.lowercase,
-            "chrf_word_order": settings.chrf_word_order,
-            "confidence": bool(cfg.confidence),
-            "n_bootstrap": cfg.n_bootstrap,
-            "significance": cfg.significance,
-            "n_ar": cfg.n_ar,
-            "seed": cfg.seed,
-            "length_buckets": list(cfg.length_buckets),
-            "bucket_by": "source words" if src is not None else "reference words",
-            "worst": cfg.worst,
-        },
-        "systems": systems,
-        "significance": significance,
-        "training": training,
-        "attention": [
-            {
-                "line": a.line,
-                "source": a.source,
-                "output": a.output,
-                "note": a.note,
-                "src_tokens": a.src_tokens,
-                "tgt_tokens": a.tgt_tokens,
-                "image": None,
-            }
+    data = EvaluationReport(
+        hyp=first.path,
+        ref=cfg.ref,
+        src=cfg.src or None,
+        sentences=len(refs),
+        scores=first.scores,
+        settings=ReportSettings(
+            metrics=list(settings.metrics),
+            tokenize=settings.tokenize,
+            lowercase=settings.lowercase,
+            chrf_word_order=settings.chrf_word_order,
+            confidence=bool(cfg.confidence),
+            n_bootstrap=cfg.n_bootstrap,
+            significance=cfg.significance,
+            n_ar=cfg.n_ar,
+            seed=cfg.seed,
+            length_buckets=list(cfg.length_buckets),
+            bucket_by="source words" if src is not None else "reference words",
+            worst=cfg.worst,
+        ),
+        systems=systems,
+        significance=significance,
+        training=training,
+        attention=[
+            AttentionEntry(a.line, a.source, a.output, a.note, a.src_tokens, a.tgt_tokens)
             for a in attention or []
         ],
-        "manifest": build_manifest(
+        manifest=build_manifest(
             OmegaConf.to_container(cfg, resolve=True),
             [*system_paths(cfg), cfg.ref, cfg.src],
-            {m: first["scores"][m]["signature"] for m in settings.metrics},
+            {m: first.scores[m].signature for m in settings.metrics},
             run,
         ),
-    }
+    )
     return Report(data, rows, list(attention or []))
 
 
-def summary_text(data: dict) -> str:
+def evaluation_text(data: EvaluationReport) -> str:
     """What nmt-evaluate prints: each score with its signature, then the paired tests."""
     lines = []
-    many = len(data["systems"]) > 1
-    for i, system in enumerate(data["systems"]):
+    many = len(data.systems) > 1
+    for i, system in enumerate(data.systems):
         if many:
-            lines.append(f"system {i + 1}{' (baseline)' if i == 0 else ''}: {system['name']}")
-        for result in system["scores"].values():
-            lines.append(f"{result['text']}\n  signature: {result['signature']}")
-    for test in data["significance"].values():
+            lines.append(f"system {i + 1}{' (baseline)' if i == 0 else ''}: {system.name}")
+        for result in system.scores.values():
+            lines.append(f"{result.text}\n  signature: {result.signature}")
+    for test in data.significance.values():
         lines.append(
-            f"{test['name']} against {data['systems'][0]['name']} (n={test['n']}, "
-            f"seed={test['seed']}; * p < {test['alpha']}):"
+            f"{test.name} against {data.systems[0].name} (n={test.n}, "
+            f"seed={test.seed}; * p < {test.alpha}):"
         )
-        for row in test["systems"][1:]:
-            cells = [
-                f"{data['scores'][m]['name']} {row[m]['score']:.2f} ({row[m]['delta']:+.2f}, p={row[m]['p_value']:.4f}"
-                f"{'*' if row[m]['significant'] else ''})"
-                for m in data["settings"]["metrics"]
-            ]
-            lines.append(f"  {row['system']}: " + "  ".join(cells))
+        for row in test.systems[1:]:
+            cells = []
+            for m in data.settings.metrics:
+                c = row.cells[m]
+                cells.append(
+                    f"{data.scores[m].name} {c.score:.2f} ({c.delta:+.2f}, p={c.p_value:.4f}"
+                    f"{'*' if c.significant else ''})"
+                )
+            lines.append(f"  {row.system}: " + "  ".join(cells))
     return "\n".join(lines)
 
 
-def write_json(data: dict, path: str | Path) -> Path:
+def write_json(data: EvaluationReport, path: str | Path) -> Path:
     """The report data as indented UTF-8 JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(data.to_json(), indent=2, ensure_ascii=False)
+    path.write_text(text + "\n", encoding="utf-8")
     return path
 
 
@@ -289,21 +305,19 @@ def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = report.data
-    images: dict[str, Path] = {}
-    if data["training"] is not None:
+    if data.training is not None:
         name = "training_curves.png"
-        images[name] = training_curves(report.training_rows, out / name, data["training"]["run"])
-        data["training"]["curves"] = name
-    for entry, amap in zip(data["attention"], report.attention, strict=True):
+        training_curves(report.training_rows, out / name, data.training.run)
+        data.training.curves = name
+    for entry, amap in zip(data.attention, report.attention, strict=True):
         name = f"attention-line{amap.line}.png"
         title = f"line {amap.line}" + (f" ({amap.note})" if amap.note else "")
-        images[name] = attention_heatmap(
-            amap.weights, amap.src_tokens, amap.tgt_tokens, out / name, title
-        )
-        entry["image"] = name
+        attention_heatmap(amap.weights, amap.src_tokens, amap.tgt_tokens, out / name, title)
+        entry.image = name
     written = {"json": write_json(data, out / "report.json")}
+    page = evaluation_page(data)
     written["md"] = out / "report.md"
-    written["md"].write_text(render.markdown(data), encoding="utf-8")
+    written["md"].write_text(render.markdown(page), encoding="utf-8")
     written["html"] = out / "report.html"
-    written["html"].write_text(render.html(data, images), encoding="utf-8")
+    written["html"].write_text(render.html(page, out), encoding="utf-8")
     return written

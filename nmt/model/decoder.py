@@ -15,13 +15,9 @@ from torch import Tensor, nn
 
 from nmt import PAD_ID
 from nmt.errors import ConfigError
+from nmt.kernels import Kernels
 from nmt.model.attention import Attention
 from nmt.model.encoder import make_rnn
-from nmt.model.onednn import PackedLinear
-
-# Output-layer columns computed at a time when decoding on the CPU without oneDNN
-# (`AttentionDecoder.logits`)
-VOCAB_BLOCK = 1024
 
 
 @dataclass
@@ -93,7 +89,7 @@ class AttentionDecoder(nn.Module):
                     f"model.dec_hidden_size ({hidden_size})"
                 )
             self.output.weight = self.embed.weight
-        self.packed = PackedLinear()  # the output layer through oneDNN when decoding (`logits`)
+        self.kernels = Kernels()  # how the output layer is computed (`Seq2Seq.use`)
 
     def initial_state(self, init: Tensor | None, batch: int) -> DecoderState:
         """The state before the first step: from the bridge (init: (B, Hd)) or zeros."""
@@ -157,46 +153,14 @@ class AttentionDecoder(nn.Module):
         return self.logits(self.dropout(att).squeeze(1)), state, weights.squeeze(1)
 
     def logits(self, x: Tensor) -> Tensor:
-        """x: (N, Hd) → the output layer's logits (N, V).
-
-        Without autograd on the CPU: through oneDNN (`nmt.model.onednn`), or where that is
-        missing VOCAB_BLOCK columns at a time, each block written in place (one MKL
-        (N × Hd)·(Hd × V) call was 10–35% slower at V = 8000; README.md, Speed). The same
-        products and sums, so the same logits up to float rounding. Training (autograd) and
-        other devices take the plain layer.
-        """
-        weight, bias = self.output.weight, self.output.bias
-        vocab = weight.size(0)
-        if self.packed.applies(x, weight):
-            return self.packed("output", x, weight, bias)
-        if (
-            x.device.type != "cpu"
-            or vocab <= 2 * VOCAB_BLOCK
-            or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-        ):
-            return self.output(x)
-        out = x.new_empty(x.size(0), vocab)
-        for start in range(0, vocab, VOCAB_BLOCK):
-            cols = slice(start, start + VOCAB_BLOCK)
-            if bias is None:
-                torch.mm(x, weight[cols].t(), out=out[:, cols])
-            else:
-                torch.addmm(bias[cols], x, weight[cols].t(), out=out[:, cols])
-        return out
+        """x: (..., Hd) attentional vectors → the output layer's logits W_o x + b_o (..., V)."""
+        return self.kernels.linear(self.output, x)
 
     def forward(
         self, enc: EncoderOutput, state: DecoderState, tgt_in: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Teacher forcing. tgt_in: (B, T) inputs (BOS, y_1 … y_{T-1}) → logits (B, T, V),
-        attention (B, T, S). The output layer runs once over the whole sequence."""
-        features, attn = self.features(enc, state, tgt_in)
-        return self.logits(features.flatten(0, 1)).view(*features.shape[:2], -1), attn
-
-    def features(
-        self, enc: EncoderOutput, state: DecoderState, tgt_in: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """Teacher forcing up to the output layer: its inputs (B, T, Hd), dropout applied,
-        and attention (B, T, S). For a loss that applies `self.output` itself."""
+        """Teacher forcing up to the output layer. tgt_in: (B, T) inputs (BOS, y_1 … y_{T-1})
+        → attentional vectors ã (B, T, Hd), dropout applied, and attention (B, T, S)."""
         emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
         if self.input_feeding:
             atts, weights = [], []

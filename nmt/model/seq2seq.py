@@ -3,7 +3,9 @@
 - `encode(src, src_len)` → EncoderOutput, computed once per source batch;
 - `init_state(enc)` → DecoderState before the first target token;
 - `step(enc, state, y_prev)` → log-probabilities of the next token, new state, attention;
-- `forward(src, src_len, tgt)` → teacher-forced logits for every target position;
+- `forward(src, src_len, tgt)` → teacher forcing up to the output layer: the attentional
+  vectors ã of every target position and the attention weights;
+- `logits(x)` → the output layer over such vectors;
 - `score(src, src_len, tgt, tgt_len)` → log P(y|x) per sentence (EOS included) and per token.
 
 Targets `tgt` are the gold outputs y_1 … y_T with y_T = EOS, padded with PAD; the decoder's
@@ -17,6 +19,7 @@ from torch import Tensor, nn
 
 from nmt import BOS_ID, PAD_ID
 from nmt.config import AttentionConfig, ModelConfig
+from nmt.kernels import Kernels
 from nmt.model.attention import build_attention
 from nmt.model.decoder import AttentionDecoder, DecoderState, EncoderOutput
 from nmt.model.encoder import RNNEncoder
@@ -36,6 +39,7 @@ class Seq2Seq(nn.Module):
         self.encoder = encoder
         self.decoder = decoder
         self.bridge = nn.Linear(encoder.output_size, decoder.hidden_size) if bridge else None
+        self.kernels = Kernels()  # the plain path until `use` says otherwise
 
     @classmethod
     def build(
@@ -90,23 +94,21 @@ class Seq2Seq(nn.Module):
         logits, state, attn = self.decoder.step(enc, state, y_prev)
         return torch.log_softmax(logits.float(), dim=-1), state, attn
 
-    def forward(
-        self,
-        src: Tensor,
-        src_len: Tensor,
-        tgt: Tensor,
-        return_attention: bool = False,
-        features: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
-        """Teacher forcing. tgt: (B, T) gold outputs → logits (B, T, V) [, attention (B, T, S)].
-
-        With `features`, the output layer's inputs (B, T, Hd) instead of logits, for a loss
-        that applies `decoder.output` itself (nmt.train.loss.linear_cross_entropy).
-        """
+    def forward(self, src: Tensor, src_len: Tensor, tgt: Tensor) -> tuple[Tensor, Tensor]:
+        """Teacher forcing. tgt: (B, T) gold outputs → attentional vectors ã (B, T, Hd), the
+        output layer's inputs, and attention (B, T, S); `logits` turns ã into logits."""
         enc = self.encode(src, src_len)
-        decode = self.decoder.features if features else self.decoder
-        out, attn = decode(enc, self.init_state(enc), shift_right(tgt))
-        return (out, attn) if return_attention else out
+        return self.decoder(enc, self.init_state(enc), shift_right(tgt))
+
+    def logits(self, x: Tensor) -> Tensor:
+        """x: (..., Hd) attentional vectors → logits (..., V)."""
+        return self.decoder.logits(x)
+
+    def use(self, kernels: Kernels) -> Seq2Seq:
+        """Compute the heavy operations the way `kernels` says (nmt.kernels.select); the
+        default, `Kernels()`, is the plain path. Changes no parameter."""
+        self.kernels = self.encoder.kernels = self.decoder.kernels = kernels
+        return self
 
     def score(
         self, src: Tensor, src_len: Tensor, tgt: Tensor, tgt_len: Tensor
@@ -115,8 +117,8 @@ class Seq2Seq(nn.Module):
 
         tgt: (B, T) gold outputs ending in EOS, tgt_len: (B,) lengths including EOS.
         """
-        logits = self(src, src_len, tgt)  # (B, T, V)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        states, _ = self(src, src_len, tgt)  # (B, T, Hd)
+        log_probs = torch.log_softmax(self.logits(states).float(), dim=-1)  # (B, T, V)
         token = log_probs.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (B, T)
         positions = torch.arange(tgt.size(1), device=tgt.device)
         token = token.masked_fill(positions.unsqueeze(0) >= tgt_len.unsqueeze(1), 0.0)

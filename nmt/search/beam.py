@@ -32,10 +32,8 @@ from torch import Tensor
 from nmt import BOS_ID, EOS_ID, PAD_ID
 from nmt.model import Seq2Seq
 from nmt.model.decoder import DecoderState, EncoderOutput
-from nmt.search.greedy import NEVER_OUTPUT, SearchResult
+from nmt.search.result import NEVER_OUTPUT, SearchResult
 from nmt.search.scoring import Scorer
-
-STOPS = ("exact", "early")  # decode.stop: when a sentence's search ends (module docstring)
 
 
 @dataclass
@@ -84,12 +82,9 @@ def beam_search(
     positions before min_len; stop: "exact" or "early" (module docstring). Returns B·nbest
     rows, sentence-major, best first. A `trace` list, if given, gets the live beam after
     each step t as (sentence (B',), tokens (B'·K, t), log P (B'·K,)), slots best first, for
-    error analysis.
+    error analysis. Nothing is checked here: 1 ≤ nbest ≤ beam_size and stop come checked
+    from a decode config (nmt.config.validate_decode).
     """
-    if not 1 <= nbest <= beam_size:
-        raise ValueError(f"beam_search needs 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
-    if stop not in STOPS:
-        raise ValueError(f"beam_search stop={stop!r} is not one of: {', '.join(STOPS)}")
     batch, k, device = src.size(0), beam_size, src.device
     enc = model.encode(src, src_len)
     rows = torch.arange(batch, device=device).repeat_interleave(k)  # (B·K,)

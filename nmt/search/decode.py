@@ -8,37 +8,11 @@ import torch
 
 from nmt.config import DecodeConfig
 from nmt.data.batching import make_batch, sentence_batches
-from nmt.errors import ConfigError
 from nmt.model import Seq2Seq
-from nmt.search.beam import STOPS, beam_search
-from nmt.search.greedy import SearchResult, greedy_search, max_lengths
+from nmt.search.beam import beam_search
+from nmt.search.greedy import greedy_search
+from nmt.search.result import SearchResult, max_lengths
 from nmt.search.scoring import Scorer
-
-STRATEGIES = ("greedy", "beam")
-
-
-def check_decode(cfg: DecodeConfig) -> Scorer:
-    """Refuse decode settings that contradict each other, naming the keys; → the scorer."""
-    if cfg.strategy not in STRATEGIES:
-        raise ConfigError(f"decode.strategy={cfg.strategy!r} is not one of: greedy, beam")
-    for key in ("beam_size", "nbest", "batch_size"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"decode.{key}={getattr(cfg, key)} must be greater than 0")
-    if cfg.strategy == "greedy" and cfg.beam_size != 1:
-        raise ConfigError(
-            f"decode.strategy=greedy keeps one hypothesis but decode.beam_size={cfg.beam_size}; "
-            "use decode=beam (or decode.strategy=beam) for a wider beam"
-        )
-    if cfg.nbest > cfg.beam_size:
-        raise ConfigError(
-            f"decode.nbest={cfg.nbest} is more than decode.beam_size={cfg.beam_size}: a beam "
-            "of K returns at most K hypotheses; raise decode.beam_size or lower decode.nbest"
-        )
-    if cfg.stop not in STOPS:
-        raise ConfigError(f"decode.stop={cfg.stop!r} is not one of: {', '.join(STOPS)}")
-    if cfg.min_len < 0:
-        raise ConfigError(f"decode.min_len={cfg.min_len} must be 0 or more")
-    return Scorer.from_config(cfg)
 
 
 def search_batch(
@@ -47,12 +21,11 @@ def search_batch(
     """The nbest best hypotheses of each row of src: (B, S) under the configured search.
 
     Returns B·nbest rows, sentence-major, best first (nbest 1: the best one per sentence).
+    cfg is trusted: it has passed nmt.config.validate_decode (greedy means nbest 1).
     """
-    scorer = check_decode(cfg)
+    scorer = Scorer.from_config(cfg)
     limit = max_lengths(src_len, cfg.max_len_a, cfg.max_len_b)
     if cfg.strategy == "greedy":
-        if nbest != 1:
-            raise ConfigError(f"decode.strategy=greedy gives one hypothesis, not nbest={nbest}")
         return greedy_search(model, src, src_len, limit, scorer, cfg.min_len)
     return beam_search(
         model, src, src_len, limit, scorer, cfg.beam_size, nbest, cfg.min_len, cfg.stop
@@ -68,7 +41,6 @@ def _batches(
     progress: Callable[[int], object] | None,
 ) -> Iterator[tuple[list[int], torch.Tensor, SearchResult]]:
     """(input positions, src_len (B,), result) per length-sorted batch, model in eval mode."""
-    check_decode(cfg)
     was_training = model.training
     model.eval()
     try:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from nmt.errors import RunDirError
+from nmt.rundir import BEST, LAST
 
 _NUMBERED = re.compile(r"(update|best)-(\d{7})\.pt")
 _UNSAFE = re.compile(r"Unsupported (global|operand)[^.\n]*")
@@ -121,7 +122,8 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 class CheckpointDir:
-    """The `checkpoints/` folder of one run: what is saved under which names, and pruning."""
+    """The `checkpoints/` folder of one run (RunDir.checkpoints): what is saved under which
+    names, and pruning."""
 
     def __init__(self, folder: Path, keep_last: int = 3, keep_best: int = 1) -> None:
         self.folder = folder
@@ -130,11 +132,11 @@ class CheckpointDir:
 
     @property
     def last(self) -> Path:
-        return self.folder / "last.pt"
+        return self.folder / LAST
 
     @property
     def best(self) -> Path:
-        return self.folder / "best.pt"
+        return self.folder / BEST
 
     def files(self) -> list[Path]:
         """Every checkpoint in the folder, by name."""

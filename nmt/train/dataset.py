@@ -11,6 +11,7 @@ from nmt.data.batching import Batch, make_batch
 from nmt.data.corpus import filter_pairs, read_parallel
 from nmt.data.tokenizer import Vocabularies
 from nmt.errors import DataError
+from nmt.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def prepare_data(cfg: DataConfig, run_dir: Path) -> tuple[Vocabularies, EncodedS
         f"{len(valid):,}",
         valid.origin,
     )
-    if any(run_dir.glob("spm*.model")):
+    if any(path.is_file() for path in RunDir(run_dir).spm_models):
         vocabs = Vocabularies.load(run_dir)
         log.info("SentencePiece: reusing the models in %s", run_dir)
     else:

@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from nmt.errors import ConfigError, NmtError
+from nmt.errors import ConfigError, DistributedError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,10 +56,6 @@ def resolve_device(name: str) -> torch.device:
         )
         raise ConfigError(f"device={name}: this machine has {have}; use device=auto or device=cpu")
     return device
-
-
-class DistributedError(NmtError):
-    """Another process of a multi-process job failed or stopped answering."""
 
 
 @dataclass

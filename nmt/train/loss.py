@@ -1,134 +1,18 @@
-"""The training loss with the output layer fused in: logits are never held for a whole batch.
-
-Plain teacher forcing keeps (N, V) logits, their log-softmax and its gradient alive for the
-backward pass: three tensors of N·V floats (N = target tokens of the batch, V = vocabulary),
-the largest of a training step (4096 × 8000 × 4 bytes = 131 MB each). Here the output layer
-and the cross-entropy run over `chunk` rows at a time, and because the loss is a scalar, the
-gradients of the layer's input, weight and bias are finished inside the same pass: the
-backward only scales them by the incoming gradient. Same FLOPs; equal to
-`F.cross_entropy(linear(x), target, reduction="sum")` up to float rounding
-(tests/train/test_loss.py).
-"""
+"""The training loss: summed token cross-entropy under teacher forcing."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt import PAD_ID
 from nmt.data.batching import Batch
+from nmt.model import Seq2Seq
 
 
-def batch_loss(
-    net: nn.Module, output: nn.Linear, batch: Batch, label_smoothing: float, chunk: int
-) -> Tensor:
-    """Summed token cross-entropy of a batch under teacher forcing; padding never counts.
+def batch_loss(net: nn.Module, model: Seq2Seq, batch: Batch, label_smoothing: float) -> Tensor:
+    """Summed token cross-entropy of a batch; padding never counts.
 
-    net: the Seq2Seq (or DDP around it), output: its decoder's output layer. With `chunk`
-    > 0 the output layer runs fused with the loss (`linear_cross_entropy`); 0 is the plain
-    path: whole-batch logits (B, T, V), then F.cross_entropy.
+    net: what runs the forward pass, the model itself or DDP around it; model: the Seq2Seq,
+    whose kernels compute the output layer with the loss (`nmt.kernels.Kernels.loss`).
     """
-    if chunk:
-        features = net(batch.src, batch.src_len, batch.tgt, features=True)  # (B, T, Hd)
-        return linear_cross_entropy(
-            features, output.weight, output.bias, batch.tgt, label_smoothing, chunk
-        )
-    logits = net(batch.src, batch.src_len, batch.tgt)  # (B, T, V)
-    return F.cross_entropy(
-        logits.flatten(0, 1).float(),
-        batch.tgt.flatten(),
-        ignore_index=PAD_ID,
-        label_smoothing=label_smoothing,
-        reduction="sum",
-    )
-
-
-def linear_cross_entropy(
-    x: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    target: Tensor,
-    label_smoothing: float = 0.0,
-    chunk: int = 1024,
-) -> Tensor:
-    """Summed token cross-entropy of `x @ weight.T + bias` against `target`, PAD_ID ignored.
-
-    x: (..., H) output-layer inputs, weight: (V, H), bias: (V,) or None, target: (...) ids
-    with the shape of x without its last dimension. Returns a 0-dim float32 tensor.
-    """
-    x, target = x.reshape(-1, x.size(-1)), target.reshape(-1)  # (N, H), (N,)
-    if torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, weight, bias)
-    ):
-        return _LinearCrossEntropy.apply(x, weight, bias, target, label_smoothing, chunk)
-    return _chunked(x, weight, bias, target, label_smoothing, chunk, grads=False)[0]
-
-
-class _LinearCrossEntropy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, bias, target, label_smoothing, chunk):  # type: ignore[override]
-        loss, dx, dw, db = _chunked(x, weight, bias, target, label_smoothing, chunk, grads=True)
-        ctx.save_for_backward(dx, dw, db)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_loss):  # type: ignore[override]
-        dx, dw, db = ctx.saved_tensors
-        return (
-            (dx * grad_loss).to(dx.dtype),
-            dw * grad_loss,
-            None if db is None else db * grad_loss,
-            None,
-            None,
-            None,
-        )
-
-
-def _chunked(
-    x: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    target: Tensor,
-    label_smoothing: float,
-    chunk: int,
-    grads: bool,
-) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
-    """The summed loss and, with `grads`, d loss / d (x, weight, bias). x: (N, H), target: (N,)."""
-    n, vocab = x.size(0), weight.size(0)
-    keep = 1.0 - label_smoothing
-    loss = torch.zeros((), dtype=torch.float32, device=x.device)
-    dx = torch.empty_like(x) if grads else None  # (N, H)
-    # d loss / d weight, transposed: in xsᵀ·g the transposed left operand is the small xs
-    # (n × H); oneDNN (nmt.model.onednn) ran gᵀ·xs 25% slower with 40 MB more scratch
-    dw_t = weight.new_zeros(weight.size(1), vocab) if grads else None  # (H, V)
-    db = torch.zeros_like(bias) if grads and bias is not None else None  # (V,)
-    with torch.no_grad():
-        for start in range(0, n, max(chunk, 1)):
-            xs, ts = x[start : start + chunk], target[start : start + chunk]  # (n, H), (n,)
-            real = (ts != PAD_ID).unsqueeze(1)  # (n, 1)
-            logits = xs @ weight.t() if bias is None else torch.addmm(bias, xs, weight.t())
-            logits = logits.float()  # (n, V)
-            rows = torch.arange(ts.size(0), device=x.device)
-            # −log p_t = lse − z_t; label smoothing adds ε·(lse − mean z), −Σ_k log p_k / V
-            token = -keep * logits[rows, ts]  # (n,)
-            if label_smoothing:
-                token -= label_smoothing * logits.mean(dim=1)
-            top = logits.amax(dim=1, keepdim=True)  # (n, 1)
-            e = logits.sub_(top).exp_()  # (n, V), in place: exp(z − max)
-            total = e.sum(dim=1, keepdim=True)  # (n, 1)
-            token += (total.log() + top).squeeze(1)  # + lse
-            loss += token.masked_fill(~real.squeeze(1), 0.0).sum()
-            if not grads:
-                continue
-            # d loss / d logits = softmax − (1 − ε)·onehot − ε/V, zero at padding rows
-            g = e.div_(total)  # (n, V), softmax
-            g[rows, ts] -= keep
-            if label_smoothing:
-                g -= label_smoothing / vocab
-            g = g.mul_(real).to(weight.dtype)
-            dx[start : start + chunk] = g @ weight  # type: ignore[index]
-            dw_t.addmm_(xs.t(), g)  # type: ignore[union-attr]
-            if db is not None:
-                db += g.sum(dim=0)
-    return loss, dx, None if dw_t is None else dw_t.t(), db
+    states, _ = net(batch.src, batch.src_len, batch.tgt)  # (B, T, Hd)
+    return model.kernels.loss(model.decoder.output, states, batch.tgt, label_smoothing)

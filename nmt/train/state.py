@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
-from nmt.errors import ConfigError, NmtError, RunDirError
+from nmt.errors import ConfigError, RunDirError
+from nmt.rundir import RunDir
 from nmt.train.checkpoint import CheckpointDir, load_checkpoint, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,11 @@ log = logging.getLogger(__name__)
 # how validation decodes, where it runs, and how the loss is chunked (float rounding only).
 # Every other key decides the model, the batches or the optimisation, and changing it would
 # make the resumed run another run.
-MAY_CHANGE = ("train.", "decode.", "device", "threads", "progress", "resume", "optim.loss_chunk")
+MAY_CHANGE = (
+    *("train.", "decode.", "device", "threads", "progress", "resume"),
+    *("optim.loss_chunk", "kernels"),
+)
 MUST_KEEP = ("train.early_stop_metric",)  # "best" so far was measured with it
-
-
-class DivergedError(NmtError):
-    """Training produced non-finite losses or gradients too many updates in a row."""
 
 
 @dataclass
@@ -140,17 +139,22 @@ def check_resumable(saved: dict[str, Any], current: dict[str, Any], run_dir: Pat
         raise ConfigError(
             f"cannot resume {run_dir}: {len(changed)} setting(s) differ from the run's and "
             f"would make it another run: {'; '.join(changed)}. Give the run's values (see "
-            f"{run_dir}/config.yaml), or start a new run in another hydra.run.dir; only "
-            "train.* (except early_stop_metric), decode.*, device, threads, progress and "
-            "optim.loss_chunk may change"
+            f"{RunDir(run_dir).config_path}), or start a new run in another hydra.run.dir; only "
+            "train.* (except early_stop_metric), decode.*, device, threads, progress, "
+            "optim.loss_chunk and kernels may change"
         )
 
 
-def resume_checkpoint(cfg: DictConfig, checkpoints: CheckpointDir, run_dir: Path) -> dict | None:
-    """The checkpoint to continue from, None for a new run; refuse to overwrite a run."""
+def resume_checkpoint(
+    resume: bool, settings: dict[str, Any], checkpoints: CheckpointDir, run_dir: Path
+) -> dict | None:
+    """The checkpoint to continue from, None for a new run; refuse to overwrite a run.
+
+    resume: the run's `resume` key; settings: its resolved config, compared with the one the
+    checkpoint was trained with (`check_resumable`)."""
     existing = [p.name for p in checkpoints.files()]
     last = checkpoints.last
-    if not cfg.resume:
+    if not resume:
         if existing:
             raise RunDirError(
                 f"{run_dir} already holds a trained model (checkpoints/"
@@ -162,8 +166,7 @@ def resume_checkpoint(cfg: DictConfig, checkpoints: CheckpointDir, run_dir: Path
         state = load_checkpoint(last)
         if not isinstance(state.get("config"), dict):
             raise RunDirError(f"{last}: not a training checkpoint (no config in it)")
-        current = OmegaConf.to_container(cfg, resolve=True)
-        check_resumable(state["config"], current, run_dir)
+        check_resumable(state["config"], settings, run_dir)
         return state
     if existing:
         raise RunDirError(
@@ -172,6 +175,24 @@ def resume_checkpoint(cfg: DictConfig, checkpoints: CheckpointDir, run_dir: Path
         )
     log.warning("resume=true: %s holds no checkpoint yet; starting a new run", run_dir)
     return None
+
+
+def check_training_state(
+    state: dict, path: Path, data_sha256: str, train: str, run_dir: Path
+) -> None:
+    """Refuse to resume from `path` (holding `state`) if it is no training checkpoint, or if
+    it was trained on other data than `train`'s (sha256 `data_sha256`)."""
+    data = state.get("data", {})
+    if data.get("train_sha256", data_sha256) != data_sha256:
+        raise RunDirError(
+            f"cannot resume {run_dir}: the training data (data.train={train}) differs from "
+            f"the data the run was trained on (sha256 {data['train_sha256'][:12]}…, now "
+            f"{data_sha256[:12]}…); restore the original files, or start a new run in another "
+            "hydra.run.dir"
+        )
+    for key in ("optimizer", "progress"):
+        if key not in state:
+            raise RunDirError(f"{path}: not a training checkpoint (no {key} in it)")
 
 
 def data_fingerprint(src: Iterable[str], tgt: Iterable[str]) -> str:

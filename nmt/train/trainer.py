@@ -19,9 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from nmt.data.batching import Batch, TokenBatchSampler
-from nmt.errors import ConfigError, RunDirError
+from nmt.errors import ConfigError, DivergedError
+from nmt.kernels import select
 from nmt.model import Seq2Seq
-from nmt.model.onednn import training_matmul
+from nmt.rundir import RunDir
 from nmt.train.checkpoint import CheckpointDir, load_model_state
 from nmt.train.checkpoint import write_text_atomic as _write_text
 from nmt.train.dataset import prepare_data
@@ -30,9 +31,9 @@ from nmt.train.loss import batch_loss
 from nmt.train.optim import build_optimizer, build_scheduler, clip_gradients
 from nmt.train.signals import StopSignals
 from nmt.train.state import (
-    DivergedError,
     MetricsLog,
     Progress,
+    check_training_state,
     data_fingerprint,
     resume_checkpoint,
     rng_state,
@@ -62,12 +63,14 @@ class Trainer:
         self.dist = dist or Distributed(resolve_device(cfg.device))
         self.share = self.dist.share(cfg.optim.accumulate)  # batches of an update on this rank
         loop = cfg.train
-        self.checkpoints = CheckpointDir(run_dir / "checkpoints", loop.keep_last, loop.keep_best)
-        resume_state = resume_checkpoint(cfg, self.checkpoints, run_dir)
+        self.files = RunDir(run_dir)
+        self.checkpoints = CheckpointDir(self.files.checkpoints, loop.keep_last, loop.keep_best)
+        settings = OmegaConf.to_container(cfg, resolve=True)
+        resume_state = resume_checkpoint(cfg.resume, settings, self.checkpoints, run_dir)
         if self.dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             self.checkpoints.remove_temporary()
-            _write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+            _write_text(self.files.config_path, OmegaConf.to_yaml(cfg, resolve=True))
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         if cfg.threads:
@@ -81,9 +84,13 @@ class Trainer:
         ).to(self.device)
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %s parameters on %s", f"{n_params:,}", self.device)
-        # on the CPU, each batch's matrix products in oneDNN (NMT_ONEDNN=0: MKL). Not under
-        # torchrun: not measured there, and DDP's all-reduce would pass through the mode
-        self._matmul = training_matmul(self.device.type == "cpu" and not self.dist.active)
+        kernels, measured = select(
+            *(cfg.kernels, self.device, self.model.decoder.output, cfg.optim.loss_chunk),
+            training=not self.dist.active,  # DDP's all-reduce would pass through oneDNN's mode
+            recorded=(resume_state or {}).get("kernels"),
+        )
+        log.info("kernels: %s (%s)", kernels.describe(), measured)
+        self.model.use(kernels)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(
             self.optimizer, cfg.optim, maximize=loop.early_stop_metric == "bleu"
@@ -105,7 +112,7 @@ class Trainer:
         if resume_state is not None:
             self._restore(resume_state)
         self.net = self.dist.wrap(self.model)  # what trains: DDP around the model under torchrun
-        self.metrics = MetricsLog(run_dir / "metrics.csv", METRICS_FIELDS)
+        self.metrics = MetricsLog(self.files.metrics_path, METRICS_FIELDS)
         if self.dist.is_main:
             self.metrics.start(self.progress.update if resume_state is not None else None)
         self.saved_update: int | None = self.progress.update if resume_state else None
@@ -113,17 +120,7 @@ class Trainer:
 
     def _restore(self, state: dict) -> None:
         last = self.checkpoints.last
-        data = state.get("data", {})
-        if data.get("train_sha256", self.data_sha256) != self.data_sha256:
-            raise RunDirError(
-                f"cannot resume {self.run_dir}: the training data (data.train="
-                f"{self.cfg.data.train}) differs from the data the run was trained on "
-                f"(sha256 {data['train_sha256'][:12]}…, now {self.data_sha256[:12]}…); restore "
-                "the original files, or start a new run in another hydra.run.dir"
-            )
-        for key in ("optimizer", "progress"):
-            if key not in state:
-                raise RunDirError(f"{last}: not a training checkpoint (no {key} in it)")
+        check_training_state(state, last, self.data_sha256, self.cfg.data.train, self.run_dir)
         load_model_state(self.model, state["model"], last)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
@@ -218,7 +215,7 @@ class Trainer:
         """
         batch = self.train_data.batch(index).to(self.device)
         # DDP all-reduces at an update's last batch
-        with self.dist.no_sync(self.net, last), self._matmul():
+        with self.dist.no_sync(self.net, last), self.model.kernels.training():
             loss = self._loss(batch, self.cfg.optim.label_smoothing)
             (loss / (batch.ntokens * self.share)).backward()
         return loss.item(), batch.ntokens
@@ -321,8 +318,7 @@ class Trainer:
         return None
 
     def _loss(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
-        output, chunk = self.model.decoder.output, self.cfg.optim.loss_chunk
-        return batch_loss(self.net, output, batch, label_smoothing, chunk)
+        return batch_loss(self.net, self.model, batch, label_smoothing)
 
     @property
     def lr(self) -> float:
@@ -332,15 +328,14 @@ class Trainer:
 
     def _validate(self) -> None:
         """Perplexity and greedy BLEU on the validation set; save last/best; early stopping."""
-        p, loop = self.progress, self.cfg.train
-        nll = valid_nll(self.model, self.valid_data, self.cfg, self.dist, self.device)
-        bleu, hyps = valid_bleu(
-            self.model, self.valid_data, self.cfg, self.vocabs, self.dist, self.device
-        )
+        p, loop, cfg = self.progress, self.cfg.train, self.cfg
+        data, dist = self.valid_data, self.dist
+        nll = valid_nll(self.model, data, cfg.data.batch_tokens, dist, self.device)
+        bleu, hyps = valid_bleu(self.model, data, cfg.decode, self.vocabs, dist, self.device)
         if self.dist.is_main:
-            out_dir = self.run_dir / "valid"
-            out_dir.mkdir(exist_ok=True)
-            (out_dir / f"update-{p.update:07d}.txt").write_text("".join(h + "\n" for h in hyps))
+            out = self.files.valid_output(p.update)
+            out.parent.mkdir(exist_ok=True)
+            out.write_text("".join(h + "\n" for h in hyps))
         ppl = math.exp(min(nll, 50))
         improved = p.record_validation(
             bleu if loop.early_stop_metric == "bleu" else -ppl, loop.keep_best
@@ -387,6 +382,7 @@ class Trainer:
                 "epoch_batches": len(self.sampler),
             },
             "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "kernels": self.model.kernels.as_dict(),
         }
         kept = [int(update) for _, update in p.best_kept]
         self.checkpoints.save(state, p.update, best, kept)

@@ -81,8 +81,10 @@ def test_the_analysis_reports_the_mode_that_beam_one_missed():
     decode = DecodeConfig(strategy="beam", beam_size=1, max_len_b=6)
     model = BigramModel(SEARCH_ERROR)
     compared = compare(model, [[4, 5]], [[5]], decode, 1)
-    (found,) = exact_records(model, compared, [[4, 5]], cfg, decode, id_vocabs(), "cpu", False)
-    assert found["finished"] and found["mode_text"] == "5"
-    assert not found["beam_is_mode"] and found["reference_is_mode"] and not found["mode_empty"]
-    summary = exact_summary([found], cfg)
-    assert (summary["finished_rate"], summary["beam_is_mode_rate"]) == (1.0, 0.0)
+    (found,) = exact_records(
+        model, compared, [[4, 5]], cfg.analysis, decode, id_vocabs(), "cpu", False
+    )
+    assert found.finished and found.mode_text == "5"
+    assert not found.beam_is_mode and found.reference_is_mode and not found.mode_empty
+    summary = exact_summary([found], cfg.analysis)
+    assert (summary.finished_rate, summary.beam_is_mode_rate) == (1.0, 0.0)

@@ -29,23 +29,23 @@ def _sweep(probs, ref, beams, alphas, short_ratio=0.5):
 
 def test_the_sweep_shows_search_errors_vanish_as_the_beam_widens():
     rows = _sweep(SEARCH_ERROR, "5", [1, 2], [0.0])
-    assert [(r["beam"], r["search_error_rate"], r["shares"]["match"]) for r in rows] == [
+    assert [(r.beam, r.search_error_rate, r.shares["match"]) for r in rows] == [
         (1, 1.0, 0.0),
         (2, 0.0, 1.0),
     ]
-    assert rows[1]["chrf"] > rows[0]["chrf"] and rows[0]["empty_rate"] == 0.0
+    assert rows[1].chrf > rows[0].chrf and rows[0].empty_rate == 0.0
 
 
 def test_outputs_shorter_than_short_ratio_times_the_reference_count_as_short():
     # "4" (1 token) against the reference "4 5 6" (3 tokens)
-    assert _sweep(MODEL_ERROR, "4 5 6", [1], [0.0])[0]["short_rate"] == 1.0
-    assert _sweep(MODEL_ERROR, "4 5 6", [1], [0.0], short_ratio=0.3)[0]["short_rate"] == 0.0
+    assert _sweep(MODEL_ERROR, "4 5 6", [1], [0.0])[0].short_rate == 1.0
+    assert _sweep(MODEL_ERROR, "4 5 6", [1], [0.0], short_ratio=0.3)[0].short_rate == 0.0
 
 
 def test_alpha_calibration_picks_the_best_bleu():
     rows = _sweep(OBJECTIVE, "6", [3], [0.0, 1.0])
-    assert [r["shares"]["objective"] for r in rows] == [0.0, 1.0]
-    assert calibrate(rows)["alpha"] == 0.0
+    assert [r.shares["objective"] for r in rows] == [0.0, 1.0]
+    assert calibrate(rows, "dev.src").alpha == 0.0
 
 
 def _fallout(probs, ref, beam, max_len_b=6):
@@ -57,21 +57,21 @@ def _fallout(probs, ref, beam, max_len_b=6):
 
 def test_a_reference_that_stays_best_is_never_pruned():
     record = _fallout(CHAIN, "4 5 6", beam=2)
-    assert record["class"] == "match"
-    assert (record["ref_ranks"], record["fell_off_step"]) == ([1, 1, 1], None)
+    assert record.class_ == "match"
+    assert (record.ref_ranks, record.fell_off_step) == ([1, 1, 1], None)
 
 
 def test_pruned_stopped_and_length_limit_are_told_apart():
     pruned = _fallout(CHAIN, "5 6", beam=1)
-    assert (pruned["ref_ranks"], pruned["fell_off_step"], pruned["fell_off_reason"]) == (
+    assert (pruned.ref_ranks, pruned.fell_off_step, pruned.fell_off_reason) == (
         [2],
         1,
         PRUNED,
     )
     # "4 5 6 4 5": its prefixes stay live until the finished "4 5 6" cannot be beaten
     stopped = _fallout(CHAIN, "4 5 6 4 5", beam=2)
-    assert stopped["fell_off_reason"] == STOPPED and stopped["ref_ranks"][:3] == [1, 1, 1]
+    assert stopped.fell_off_reason == STOPPED and stopped.ref_ranks[:3] == [1, 1, 1]
     # a limit of 3 tokens (EOS included) cuts "4 5 6" off after its prefix "4 5"
     cut = _fallout(CHAIN, "4 5 6", beam=2, max_len_b=3)
-    assert (cut["ref_ranks"], cut["fell_off_step"], cut["fell_off_reason"]) == ([1, 1], 3, LIMIT)
-    assert cut["ref_over_limit"]
+    assert (cut.ref_ranks, cut.fell_off_step, cut.fell_off_reason) == ([1, 1], 3, LIMIT)
+    assert cut.ref_over_limit

@@ -86,13 +86,10 @@ def test_ranks_hold_identical_parameters(ddp_run):
         assert torch.equal(p, rank1[name]), name
 
 
-def test_two_processes_train_as_one_with_the_same_accumulation(
-    ddp_run, corpus, tmp_path, monkeypatch
-):
+def test_two_processes_train_as_one_with_the_same_accumulation(ddp_run, corpus, tmp_path):
     run, _ = ddp_run
-    # torchrun's processes multiply in MKL (training_matmul: no oneDNN under DDP); so here
-    monkeypatch.setattr("nmt.model.onednn.onednn_matmul_available", lambda: False)
-    single = Trainer(compose_config("train", corpus[1]), tmp_path / "single")
+    # torchrun's processes multiply in torch's BLAS (no oneDNN products under DDP); so here
+    single = Trainer(compose_config("train", [*corpus[1], "kernels=blas"]), tmp_path / "single")
     single.fit()
     ddp = load_checkpoint(run / "checkpoints" / "last.pt")
     assert ddp["progress"]["update"] == UPDATES

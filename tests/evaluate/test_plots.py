@@ -10,7 +10,8 @@ from matplotlib.image import imread
 from nmt.errors import RunDirError
 from nmt.evaluate.attention import attention_maps
 from nmt.evaluate.plots import DPI, attention_heatmap, training_curves
-from nmt.evaluate.rundir import read_metrics_csv, training_summary
+from nmt.evaluate.report import training_summary
+from nmt.rundir import read_metrics_csv
 from nmt.translator import Translator
 from tests.evaluate.conftest import write_metrics_csv
 

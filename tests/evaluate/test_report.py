@@ -13,24 +13,12 @@ import sacrebleu
 
 from nmt.errors import ConfigError, DataError, RunDirError
 from nmt.evaluate.plots import AttentionMap
-from nmt.evaluate.render import SECTIONS
-from nmt.evaluate.report import bucket_ranges, build_report, summary_text, write_report
+from nmt.evaluate.report import bucket_ranges, build_report, evaluation_text, write_report
+from nmt.evaluate.sections import EVALUATION_SECTIONS
+from tests.evaluate.test_records import REPORT
 
 FAST = ("n_bootstrap=200", "n_ar=200")
-TOP_LEVEL = {
-    "format",
-    "hyp",
-    "ref",
-    "src",
-    "sentences",
-    "scores",
-    "settings",
-    "systems",
-    "significance",
-    "training",
-    "attention",
-    "manifest",
-}
+TOP_LEVEL = set(REPORT)  # the keys of report.json, pinned in order in test_records.py
 
 
 def lines(path) -> list[str]:
@@ -73,7 +61,7 @@ def parse(html: str) -> Sections:
 
 def test_one_system_report_matches_sacrebleu_and_keeps_the_old_json_keys(evaluate_config, test_set):
     report = build_report(evaluate_config())
-    data = report.data
+    data = report.data.to_json()  # what report.json holds
     assert set(data) == TOP_LEVEL
     hyps, refs = lines(test_set["base"]), lines(test_set["ref"])
     assert data["hyp"] == str(test_set["base"]) and data["sentences"] == len(refs)
@@ -87,37 +75,37 @@ def test_one_system_report_matches_sacrebleu_and_keeps_the_old_json_keys(evaluat
 
 
 def test_plain_summary_is_the_score_lines_with_signatures(evaluate_config):
-    text = summary_text(build_report(evaluate_config()).data)
+    text = evaluation_text(build_report(evaluate_config()).data)
     out = text.splitlines()
     assert len(out) == 6 and [line.split(" ")[0] for line in out[::2]] == ["BLEU", "chrF2", "TER"]
     assert all(line.startswith("  signature: nrefs:1|") for line in out[1::2])
 
 
 def test_worst_sentences_come_first(evaluate_config):
-    system = build_report(evaluate_config("metrics=[chrf,bleu]")).data["systems"][0]
-    by_line = {s["line"]: s["scores"]["chrf"] for s in system["segments"]}
-    ordered = [by_line[line] for line in system["worst"]]
+    system = build_report(evaluate_config("metrics=[chrf,bleu]")).data.systems[0]
+    by_line = {s.line: s.scores["chrf"] for s in system.segments}
+    ordered = [by_line[line] for line in system.worst]
     assert ordered == sorted(ordered) and ordered[0] < ordered[-1]
 
 
 def test_worst_by_ter_puts_the_highest_error_rate_first(evaluate_config):
-    system = build_report(evaluate_config("metrics=[ter]")).data["systems"][0]
-    by_line = {s["line"]: s["scores"]["ter"] for s in system["segments"]}
-    ordered = [by_line[line] for line in system["worst"]]
+    system = build_report(evaluate_config("metrics=[ter]")).data.systems[0]
+    by_line = {s.line: s.scores["ter"] for s in system.segments}
+    ordered = [by_line[line] for line in system.worst]
     assert ordered == sorted(ordered, reverse=True)
 
 
 def test_length_buckets_partition_the_sentences_with_subset_bleu(evaluate_config, test_set):
     data = build_report(evaluate_config(f"src={test_set['src']}", "length_buckets=[2,3]")).data
-    buckets = data["systems"][0]["buckets"]
-    assert [b["label"] for b in buckets] == ["≤ 2", "3–3", "4+"]
-    assert sum(b["sentences"] for b in buckets) == data["sentences"]
-    assert data["settings"]["bucket_by"] == "source words"
+    buckets = data.systems[0].buckets
+    assert [b.label for b in buckets] == ["≤ 2", "3–3", "4+"]
+    assert sum(b.sentences for b in buckets) == data.sentences
+    assert data.settings.bucket_by == "source words"
     src, hyps, refs = (lines(test_set[k]) for k in ("src", "base", "ref"))
     idx = [i for i, s in enumerate(src) if len(s.split()) >= 4]
     expected = sacrebleu.corpus_bleu([hyps[i] for i in idx], [[refs[i] for i in idx]])
-    assert buckets[2]["scores"]["bleu"] == pytest.approx(expected.score, abs=1e-4)
-    assert buckets[2]["length_ratio"] == pytest.approx(expected.ratio, abs=1e-4)
+    assert buckets[2].scores["bleu"] == pytest.approx(expected.score, abs=1e-4)
+    assert buckets[2].length_ratio == pytest.approx(expected.ratio, abs=1e-4)
 
 
 def test_bucket_ranges_cover_every_length():
@@ -129,19 +117,19 @@ def test_two_systems_get_both_tests_and_per_system_cis(evaluate_config, test_set
         f"systems=[{test_set['better']}]", "confidence=true", "significance=both", *FAST
     )
     data = build_report(cfg).data
-    assert set(data["significance"]) == {"bs", "ar"}
-    for system in data["systems"]:
-        for entry in system["scores"].values():
-            assert entry["ci"]["low"] <= entry["score"] <= entry["ci"]["high"]
-    better = data["significance"]["ar"]["systems"][1]
-    assert better["system"] == str(test_set["better"]) and better["bleu"]["significant"]
-    text = summary_text(data)
+    assert set(data.significance) == {"bs", "ar"}
+    for system in data.systems:
+        for entry in system.scores.values():
+            assert entry.ci.low <= entry.score <= entry.ci.high
+    better = data.significance["ar"].systems[1]
+    assert better.system == str(test_set["better"]) and better.cells["bleu"].significant
+    text = evaluation_text(data)
     assert "system 1 (baseline)" in text and "paired approximate randomisation" in text
 
 
 def test_significance_none_runs_no_test(evaluate_config, test_set):
     cfg = evaluate_config(f"systems=[{test_set['better']}]", "significance=none")
-    assert build_report(cfg).data["significance"] == {}
+    assert build_report(cfg).data.significance == {}
 
 
 def test_report_files_html_parses_with_every_section(evaluate_config, test_set, fake_run, tmp_path):
@@ -172,19 +160,19 @@ def test_report_files_html_parses_with_every_section(evaluate_config, test_set, 
         "attention-line2.png",
     }
     page = parse(written["html"].read_text(encoding="utf-8"))
-    assert page.ids == list(SECTIONS)
+    assert page.ids == list(EVALUATION_SECTIONS)
     # self-contained: every image is embedded, nothing is fetched
     assert len(page.images) == 2 and all(
         s.startswith("data:image/png;base64,") for s in page.images
     )
     text = "".join(page.text)
     assert "<y>" in text  # tokens and sentences are escaped, not parsed as tags
-    assert report.data["manifest"]["signatures"]["bleu"] in text
+    assert report.data.manifest.signatures["bleu"] in text
     saved = json.loads(written["json"].read_text(encoding="utf-8"))
     assert saved["training"]["curves"] == "training_curves.png"
     assert saved["attention"][0]["image"] == "attention-line2.png"
     markdown = written["md"].read_text(encoding="utf-8")
-    for title in SECTIONS.values():
+    for title in EVALUATION_SECTIONS.values():
         assert f"\n## {title}\n" in markdown
     assert "![training curves](training_curves.png)" in markdown
     worst = saved["systems"][0]["worst"][:5]
@@ -194,27 +182,27 @@ def test_report_files_html_parses_with_every_section(evaluate_config, test_set, 
 
 def test_manifest_records_hashes_versions_commit_and_run(evaluate_config, test_set, fake_run):
     cfg = evaluate_config(f"run={fake_run}")
-    manifest = build_report(cfg, checkpoint=fake_run / "checkpoints" / "best.pt").data["manifest"]
+    manifest = build_report(cfg, checkpoint=fake_run / "checkpoints" / "best.pt").data.manifest
     ref_hash = hashlib.sha256(test_set["ref"].read_bytes()).hexdigest()
-    assert manifest["data"][str(test_set["ref"])] == ref_hash
-    assert set(manifest["data"]) == {str(test_set["base"]), str(test_set["ref"])}
-    assert {"nmt", "torch", "sacrebleu", "sentencepiece"} <= set(manifest["versions"])
-    commit = manifest["git"]["commit"]
+    assert manifest.data[str(test_set["ref"])] == ref_hash
+    assert set(manifest.data) == {str(test_set["base"]), str(test_set["ref"])}
+    assert {"nmt", "torch", "sacrebleu", "sentencepiece"} <= set(manifest.versions)
+    commit = manifest.git.commit
     assert commit == "unknown" or re.fullmatch(r"[0-9a-f]{40}", commit)
-    assert manifest["config"]["hyp"] == str(test_set["base"])
-    run = manifest["run"]
+    assert manifest.config["hyp"] == str(test_set["base"])
+    run = manifest.run
     spm_hash = hashlib.sha256((fake_run / "spm.model").read_bytes()).hexdigest()
     assert run["spm_models"] == {str(fake_run / "spm.model"): spm_hash}
     assert list(run["checkpoint"]) == [str(fake_run / "checkpoints" / "best.pt")]
     assert run["decode"]["strategy"] == "greedy" and run["config"]["data"]["src"] == "xx"
-    assert manifest["signatures"]["bleu"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert manifest.signatures["bleu"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
 
 
 def test_training_summary_finds_the_best_validation(evaluate_config, fake_run):
-    training = build_report(evaluate_config(f"run={fake_run}")).data["training"]
-    assert training["updates"] == 300 and training["train_rows"] == 30
-    assert [v["update"] for v in training["validations"]] == [100, 200, 300]
-    assert training["best_valid"]["bleu"] == 31.0
+    training = build_report(evaluate_config(f"run={fake_run}")).data.training
+    assert training.updates == 300 and training.train_rows == 30
+    assert [v["update"] for v in training.validations] == [100, 200, 300]
+    assert training.best_valid["bleu"] == 31.0
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,7 @@ from nmt import BOS_ID, EOS_ID
 from nmt.config import AttentionConfig, ModelConfig
 from nmt.errors import ConfigError
 from nmt.model import Seq2Seq
-from nmt.model import decoder as decoder_module
-from nmt.model import onednn as onednn_module
-from tests.conftest import padded, tiny_model
+from tests.conftest import padded, teacher_logits, tiny_model
 
 SRC = [[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID], [11, EOS_ID]]
 TGT = [[4, 5, 6, EOS_ID], [7, 8, 9, 10, 11, EOS_ID], [EOS_ID]]
@@ -28,7 +26,7 @@ def test_every_configuration_runs_forward_and_backward(cell, bidirectional, atte
     model = tiny_model(cell, attention, bidirectional, layers=2).train()
     src, src_len = padded(SRC)
     tgt, _ = padded(TGT)
-    logits = model(src, src_len, tgt)
+    logits = teacher_logits(model, src, src_len, tgt)
     assert logits.shape == (3, 6, 19)
     logits.logsumexp(-1).sum().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
@@ -58,7 +56,7 @@ def test_score_equals_teacher_forced_and_stepwise_log_probs(cell, input_feeding,
     seq_lp, token_lp = model.score(src, src_len, tgt, tgt_len)
     assert torch.all(token_lp[2, 1:] == 0)  # padding contributes nothing
     # teacher forcing
-    log_probs = torch.log_softmax(model(src, src_len, tgt), -1)
+    log_probs = torch.log_softmax(teacher_logits(model, src, src_len, tgt), -1)
     forced = log_probs.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
     for i, n in enumerate(tgt_len.tolist()):
         torch.testing.assert_close(seq_lp[i], forced[i, :n].sum(), atol=1e-5, rtol=1e-5)
@@ -140,24 +138,3 @@ def test_attentional_vector_is_tanh_of_the_combine_layer_over_state_and_context(
     want = torch.autograd.grad(expected.square().sum(), [combine.weight, combine.bias])
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
-
-
-@pytest.mark.parametrize("output_bias", [True, False])
-def test_decoding_logits_in_vocabulary_blocks_equal_the_output_layer(monkeypatch, output_bias):
-    """Without autograd on the CPU, `logits` computes the output layer VOCAB_BLOCK columns at
-    a time where oneDNN is missing (a last block shorter); with autograd it is the layer
-    itself, gradients and all."""
-    monkeypatch.setattr(onednn_module, "onednn_available", lambda: False)
-    monkeypatch.setattr(decoder_module, "VOCAB_BLOCK", 8)
-    cfg = ModelConfig(emb_size=12, hidden_size=8, dec_hidden_size=16, output_bias=output_bias)
-    decoder = Seq2Seq.build(cfg, AttentionConfig(), 23, 43).decoder  # 43 = 5 blocks of 8 + 3
-    assert (decoder.output.bias is not None) == output_bias
-    x = torch.randn(7, 16)
-    with torch.no_grad():
-        blocked = decoder.logits(x)
-    torch.testing.assert_close(blocked, decoder.output(x), rtol=1e-6, atol=1e-6)
-    assert blocked.shape == (7, 43) and blocked.is_contiguous()
-    trained = decoder.logits(x)
-    assert trained.grad_fn is not None
-    trained.sum().backward()
-    assert decoder.output.weight.grad is not None

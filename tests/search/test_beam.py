@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from nmt import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nmt.config import DecodeConfig, validate_decode
+from nmt.errors import ConfigError
 from nmt.search import Scorer, beam_search, greedy_search
-from nmt.search.greedy import max_lengths
+from nmt.search.result import max_lengths
 from tests.bigram import BigramModel
 from tests.conftest import padded, tiny_model
 
@@ -255,5 +257,6 @@ def test_early_stop_ends_a_sentence_once_k_hypotheses_have_ended():
     assert exact.token_lists() == [[4, 5]] and len(exact_trace) == 3
     assert early.token_lists() == [[]] and len(early_trace) == 2
     assert early.score.item() == pytest.approx(model.table[BOS_ID, EOS_ID].item(), abs=1e-6)
-    with pytest.raises(ValueError, match="stop='first'"):
-        beam_search(model, src, src_len, limit, scorer, 2, stop="first")
+    # an unknown rule is refused where decode configs are checked (beam_search trusts stop)
+    with pytest.raises(ConfigError, match="stop='first'"):
+        validate_decode(DecodeConfig(strategy="beam", beam_size=2, stop="first"))

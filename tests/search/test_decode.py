@@ -7,12 +7,12 @@ import torch
 from omegaconf import OmegaConf
 
 from nmt import EOS_ID
-from nmt.config import DecodeConfig
+from nmt.config import DecodeConfig, validate_decode
 from nmt.errors import ConfigError
 from nmt.resources import conf_dir
 from nmt.search import Scorer, beam_search
-from nmt.search.decode import check_decode, decode_ids, decode_nbest, search_batch
-from nmt.search.greedy import max_lengths
+from nmt.search.decode import decode_ids, decode_nbest, search_batch
+from nmt.search.result import max_lengths
 from tests.bigram import BigramModel
 from tests.conftest import padded, tiny_model
 from tests.helpers import compose_config
@@ -74,7 +74,7 @@ def test_model_is_put_back_in_training_mode():
 )
 def test_contradictory_settings_are_refused_naming_the_keys(change, keys):
     with pytest.raises(ConfigError) as err:
-        check_decode(dataclasses.replace(BEAM, **change))
+        validate_decode(dataclasses.replace(BEAM, **change))
     assert all(k in str(err.value) for k in keys), str(err.value)
 
 
@@ -96,12 +96,12 @@ def test_decode_yaml_files_set_every_key_and_beam_has_the_issue_defaults():
         "max_len_b": 10,
         "batch_size": 64,
     }
-    check_decode(beam)
-    check_decode(compose_config("train", []).decode)  # greedy, the training default
+    validate_decode(beam)
+    validate_decode(compose_config("train", []).decode)  # greedy, the training default
 
 
 def test_default_objective_is_raw_log_probability():
-    scorer = check_decode(DecodeConfig())
+    scorer = Scorer.from_config(DecodeConfig())
     logprob, length = torch.tensor([-3.0, -5.0]), torch.tensor([2, 7])
     torch.testing.assert_close(scorer.objective(logprob, length), logprob)
 

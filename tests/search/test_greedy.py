@@ -4,7 +4,7 @@ import torch
 
 from nmt import BOS_ID, EOS_ID, PAD_ID
 from nmt.search import Scorer, greedy_search
-from nmt.search.greedy import max_lengths
+from nmt.search.result import max_lengths
 from tests.conftest import padded, tiny_model
 
 SRC = [[5, 6, 7, 8, 9, 10, EOS_ID], [11, 12, EOS_ID], [13, EOS_ID], [5, 5, 5, 5, EOS_ID]]

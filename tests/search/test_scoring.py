@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from nmt.config import DecodeConfig, validate_decode
 from nmt.errors import ConfigError
 from nmt.search import Scorer
 
@@ -27,10 +28,11 @@ def test_gnmt_penalty_and_word_reward():
 
 
 def test_unknown_penalty_and_negative_alpha_are_refused():
+    # at the config boundary, where a scorer's settings come from (the Scorer trusts them)
     with pytest.raises(ConfigError, match="length_penalty"):
-        Scorer("cubic")
+        validate_decode(DecodeConfig(length_penalty="cubic"))
     with pytest.raises(ConfigError, match="alpha"):
-        Scorer("norm", alpha=-1.0)
+        validate_decode(DecodeConfig(length_penalty="norm", alpha=-1.0))
 
 
 @pytest.mark.parametrize(

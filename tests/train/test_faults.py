@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
+from nmt.errors import DivergedError
 from nmt.train import trainer as trainer_module
 from nmt.train.checkpoint import load_checkpoint
-from nmt.train.state import DivergedError
 from nmt.train.trainer import Trainer
 from tests.train.test_resume import config
 

@@ -5,6 +5,7 @@ import csv
 import pytest
 
 from nmt.errors import DataError, RunDirError
+from nmt.train.checkpoint import load_checkpoint
 from nmt.train.state import Progress
 from nmt.train.trainer import Trainer
 from nmt.translator import Translator
@@ -138,11 +139,11 @@ def test_a_validation_record_counts_rounds_without_improvement_and_keeps_the_bes
 
 
 def test_cpu_training_multiplies_in_onednn_unless_turned_off(tmp_path, monkeypatch):
-    """A single CPU process runs each batch's products through oneDNN (OneDNNMatmul);
-    without oneDNN (NMT_ONEDNN=0, or a torch without it) MKL does, and training is the same."""
+    """kernels=onednn: a single CPU process runs each batch's products through oneDNN
+    (OneDNNMatmul); kernels=blas: torch's BLAS does, and training is the same."""
     import torch
 
-    from nmt.model import onednn
+    from nmt.kernels import onednn
 
     if not onednn.onednn_matmul_available():
         pytest.skip("oneDNN's linear does not take plain weights here")
@@ -150,15 +151,59 @@ def test_cpu_training_multiplies_in_onednn_unless_turned_off(tmp_path, monkeypat
     product = onednn._product
     monkeypatch.setattr(onednn, "_product", lambda *a: calls.append(a) or product(*a))
     overrides = ("train.max_updates=3", "train.valid_every=3", "seed=3")
-    fast = _trainer(tmp_path, *overrides, name="onednn")
+    fast = _trainer(tmp_path, *overrides, "kernels=onednn", name="onednn")
     fast.fit()
+    assert fast.model.kernels.gemm == "onednn"
     assert len(calls) > 100  # every product of 3 batches' forward and backward
-    monkeypatch.setattr("nmt.model.onednn.onednn_matmul_available", lambda: False)
     calls.clear()
-    plain = _trainer(tmp_path, *overrides, name="mkl")
+    plain = _trainer(tmp_path, *overrides, "kernels=blas", name="blas")
     plain.fit()
     assert not calls
     for (name, a), b in zip(
         fast.model.state_dict().items(), plain.model.state_dict().values(), strict=True
     ):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("kernels", ["auto", "blas", "onednn"])
+def test_a_training_batch_computes_what_the_plain_kernels_do(tmp_path, kernels):
+    """Whatever the kernels, a batch's loss and gradients are the plain path's up to float
+    rounding; the choice is recorded in the checkpoint."""
+    import torch
+
+    from nmt.kernels.onednn import onednn_matmul_available
+
+    if kernels == "onednn" and not onednn_matmul_available():
+        pytest.skip("oneDNN's linear does not take plain weights here")
+    overrides = ("train.max_updates=1", "train.valid_every=1", "seed=3", "model.dropout=0")
+    results = []
+    for name in ("plain", kernels):
+        trainer = _trainer(tmp_path, *overrides, f"kernels={name}", name=name)
+        batch = trainer.train_data.batch(next(iter(trainer.sampler)))
+        with trainer.model.kernels.training():
+            loss = trainer._loss(batch, 0.1)
+            grads = torch.autograd.grad(loss, list(trainer.model.parameters()))
+        results.append((loss, grads))
+    (want, want_grads), (got, got_grads) = results
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+    assert trainer.model.kernels.rnn_path == "by_direction"
+    trainer.fit()
+    saved = load_checkpoint(tmp_path / kernels / "checkpoints" / "last.pt")["kernels"]
+    assert saved == trainer.model.kernels.as_dict()
+
+
+def test_a_resumed_run_keeps_the_kernels_its_checkpoint_records(tmp_path, monkeypatch):
+    """kernels=auto measures once, when the run starts; a resume takes the recorded choice
+    instead of measuring again (another choice would round differently)."""
+    overrides = ("train.max_updates=2", "train.valid_every=2", "seed=3")
+    first = _trainer(tmp_path, *overrides)
+    first.fit()
+    recorded = first.model.kernels.as_dict()
+    for probe in ("fastest_logits", "fastest_gemm"):
+        monkeypatch.setattr(f"nmt.kernels.probe.{probe}", lambda *a: pytest.fail("measured"))
+    resumed = _trainer(
+        tmp_path, "train.max_updates=4", "train.valid_every=2", "seed=3", "resume=true"
+    )
+    assert resumed.model.kernels.as_dict() == recorded

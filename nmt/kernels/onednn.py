@@ -1,41 +1,35 @@
-"""torch's fp32 matrix products on the CPU through oneDNN instead of MKL.
+"""torch's fp32 matrix products on the CPU through oneDNN, which torch ships beside its BLAS.
 
-torch's CPU matmul calls MKL, and MKL on AMD processors runs its AVX2 kernels: on the
-2-core AMD EPYC of bench/README.md, `torch.mm` reaches about 230 GFLOP/s where oneDNN,
-which torch also ships, reaches 440-520 in fp32 at every shape of our models
-(`bench/flops.py` measures both). Two ways in, both fp32 like MKL, so results differ only by float rounding:
+Which library is faster depends on the machine, so nothing here assumes: `nmt.kernels.probe`
+times both at the model's shapes and `select` picks. Measured so far (bench/README.md, 2
+cores each): on an AMD EPYC (Zen 5) torch's MKL ran its AVX2 kernels at ~220 GFLOP/s and
+oneDNN at 440-520, training 1.4x faster through oneDNN; on an Intel Xeon with AVX-512 and
+AMX, MKL is native and oneDNN trained 0.8x as fast. Two ways in, both fp32, so results differ
+from torch's own products only by float rounding:
 
 - `OneDNNMatmul`, for training: while active, the matrix products torch runs on this
   thread (F.linear, the CPU RNN kernels' steps, and autograd's backward of both) go to
   oneDNN with the operands as they lie in memory (no packing: a plain weight ran 5-10%
-  slower than a packed one, still twice MKL's rate). The trainer wraps each batch's
-  forward and backward in it (a Python dispatch mode: every op of the batch passes
-  through it, about 4% of a step).
+  slower than a packed one). A Python dispatch mode: every op of the batch passes through
+  it, about 4% of a step.
 - `PackedLinear`, for decoding: one weight reordered once into oneDNN's layout and kept
-  until it changes: any torch optimiser's step (counted by a global hook, since fused
-  optimisers such as Adam(fused=True) leave the version counter alone) or an in-place
-  change such as `load_state_dict` (which bumps the tensor's version) makes the next call
-  pack it again. A weight changed through `.data` is not seen: call `clear()`. The decoder
-  uses it for the output layer (`AttentionDecoder.logits`) where nothing needs gradients.
-
-The environment setting NMT_ONEDNN=0 turns both off (then everything runs in MKL).
+  until it changes: any torch optimiser's step (counted by a global hook, registered at the
+  first pack, since fused optimisers such as Adam(fused=True) leave the version counter
+  alone) or an in-place change such as `load_state_dict` (which bumps the tensor's version)
+  makes the next call pack it again. A weight changed through `.data` is not seen: call
+  `clear()`.
 
 Memory: oneDNN builds a kernel for every operand shape and keeps it (about 1 MB each) in
 two caches, oneDNN's and torch's (ideep), of 1024 entries each. Training meets about 20 new
-shapes a batch: the trainer caps both (`cap_caches`; peak RSS 1212 MB against 1558
-uncapped on the comparison model, 1124 in MKL). A beam's row count changes every step:
-`PackedLinear` pads rows to a multiple of ROWS. Measured on that machine
-(bench/README.md): training 1.4x faster side by side; beam 5 about 1.3x faster with the output layer
-packed; the decoder's other maps stay with MKL (the attention query and the combine layer
-bought nothing measurable for 20-70 MB more peak memory, the decoder RNN's two GEMMs 11%
-for 50 MB, the once-per-batch keys and values 2-3% for 20 MB).
+shapes a batch, so `cap_caches` caps both (peak RSS 1212 MB against 1558 uncapped on the
+comparison model); oneDNN reads the capacities from the environment once, at its first use,
+which is the only way torch offers to set them. A beam's row count changes every step:
+`PackedLinear` pads rows to a multiple of ROWS instead.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 
 import torch
@@ -52,22 +46,24 @@ CACHE_CAPACITY = 16
 _aten = torch.ops.aten
 _MATMULS = (_aten.mm.default, _aten.addmm.default, _aten.addmm_.default)
 
-_steps = [0]  # torch optimiser steps taken in this process
+_steps = [0]  # torch optimiser steps taken in this process since the first pack
+_hook: list = []  # the step counter's hook handle, once registered
 
 
 def _count_step(optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
     _steps[0] += 1
 
 
-register_optimizer_step_post_hook(_count_step)
+def _count_steps() -> None:
+    """Count every torch optimiser step from now on (what tells `PackedLinear` a weight moved)."""
+    if not _hook:
+        _hook.append(register_optimizer_step_post_hook(_count_step))
 
 
 @cache
 def onednn_available() -> bool:
     """Whether this torch build has oneDNN's packed linear and it agrees with F.linear."""
-    if os.environ.get("NMT_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
-        return False
-    return _agrees(plain=False)
+    return torch.backends.mkldnn.is_available() and _agrees(plain=False)
 
 
 @cache
@@ -104,22 +100,11 @@ def _agrees(plain: bool) -> bool:
 
 def cap_caches() -> None:
     """Cap oneDNN's two kernel caches at CACHE_CAPACITY entries each, unless the environment
-    sets them. Takes effect only before oneDNN's first use in the process (it reads them once).
-
-    `training_matmul` calls it; decoding pads its rows instead.
+    sets them. Takes effect only before oneDNN's first use in the process (it reads them once):
+    `nmt.kernels.select` calls it before any probe when it selects for training.
     """
     for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
         os.environ.setdefault(name, str(CACHE_CAPACITY))
-
-
-def training_matmul(enabled: bool = True) -> Callable[[], AbstractContextManager]:
-    """What a training batch's forward and backward run inside: `OneDNNMatmul` where
-    oneDNN takes plain operands (caches capped first, before the probe: oneDNN's first
-    use), else nothing. enabled=False: nothing, and oneDNN is left untouched."""
-    if not enabled:
-        return nullcontext
-    cap_caches()
-    return OneDNNMatmul if onednn_matmul_available() else nullcontext
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -140,7 +125,7 @@ class OneDNNMatmul(TorchDispatchMode):
     Takes aten's mm, addmm (a bias row, unscaled) and addmm_ (unscaled): what F.linear,
     torch's CPU GRU / LSTM / RNN kernels and the backward of both call. Anything else,
     including products of other dtypes or devices and operands that are not dense, runs as
-    it would have. Use only where `onednn_matmul_available()` (`training_matmul` checks).
+    it would have. Use only where `onednn_matmul_available()` (`nmt.kernels.select` checks).
 
         with OneDNNMatmul():
             loss = model(batch)
@@ -176,15 +161,15 @@ def _product(func: object, *args: Tensor) -> Tensor | None:
 
 
 class PackedLinear:
-    """The packed weights of one module's linear maps, each under the name it is called with.
+    """F.linear through oneDNN on one weight packed into its layout, packed again when it changes.
 
-    Not a parameter or buffer: checkpoints and `state_dict` never see it, and a copy of the
-    module (copy.deepcopy) starts with none packed.
+    Not a parameter or buffer: checkpoints and `state_dict` never see it, and a copy
+    (copy.deepcopy) starts with nothing packed.
     """
 
     def __init__(self) -> None:
-        # name → (the weight packed, (its version, optimiser steps) then, the packed copy)
-        self._packs: dict[str, tuple[Tensor, tuple[int, int], Tensor]] = {}
+        # (the weight packed, (its version, optimiser steps) then, the packed copy)
+        self._pack: tuple[Tensor, tuple[int, int], Tensor] | None = None
 
     @staticmethod
     def applies(x: Tensor, weight: Tensor) -> bool:
@@ -197,11 +182,12 @@ class PackedLinear:
             and onednn_available()
         )
 
-    def __call__(self, name: str, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    def __call__(self, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         """F.linear(x, weight, bias): x (..., In), weight (Out, In), bias (Out,) → (..., Out)."""
         if not self.applies(x, weight):
             return F.linear(x, weight, bias)
-        hit, stamp = self._packs.get(name), (weight._version, _steps[0])
+        _count_steps()
+        hit, stamp = self._pack, (weight._version, _steps[0])
         # the weight kept in the entry keeps its storage alive: an equal data_ptr is the same
         # memory, not a new tensor allocated where a freed one was
         if (
@@ -213,7 +199,7 @@ class PackedLinear:
         ):
             with torch.inference_mode():
                 packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous())
-            hit = self._packs[name] = (weight, stamp, packed)
+            hit = self._pack = (weight, stamp, packed)
         rows = x.reshape(-1, x.size(-1))  # (M, In)
         m = rows.size(0)
         if m % ROWS:  # F.pad copies even when it adds nothing: only where rows are missing
@@ -221,12 +207,17 @@ class PackedLinear:
         out = _linear(rows, hit[2], bias)
         return out[:m].view(*x.shape[:-1], out.size(-1))
 
+    @property
+    def packed(self) -> bool:
+        """Whether a packed copy is held."""
+        return self._pack is not None
+
     def clear(self) -> None:
-        """Drop every packed copy (after changing a weight in a way no counter sees)."""
-        self._packs.clear()
+        """Drop the packed copy (after changing the weight in a way no counter sees)."""
+        self._pack = None
 
     def __deepcopy__(self, memo: dict) -> PackedLinear:
         return PackedLinear()  # oneDNN's packed tensors cannot be copied; they are rebuilt
 
     def __getstate__(self) -> dict:
-        return {"_packs": {}}
+        return {"_pack": None}

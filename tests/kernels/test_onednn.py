@@ -11,8 +11,10 @@ import torch.nn.functional as F
 
 from nmt import EOS_ID
 from nmt.data.batching import make_batch
-from nmt.model import onednn as onednn_module
-from nmt.model.onednn import (
+from nmt.errors import ConfigError
+from nmt.kernels import Kernels, select
+from nmt.kernels import onednn as onednn_module
+from nmt.kernels.onednn import (
     OneDNNMatmul,
     PackedLinear,
     cap_caches,
@@ -20,7 +22,7 @@ from nmt.model.onednn import (
     onednn_matmul_available,
 )
 from nmt.train.loss import batch_loss
-from tests.conftest import padded, tiny_model
+from tests.conftest import padded, teacher_logits, tiny_model
 
 SRC = [[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID], [11, EOS_ID]]
 TGT = [[4, 5, 6, EOS_ID], [7, 8, 9, 10, 11, EOS_ID], [EOS_ID]]
@@ -43,12 +45,13 @@ def test_decoding_through_onednn_equals_the_plain_layers(cell, layers, attention
     model = tiny_model(cell, attention, layers=layers, input_feeding=input_feeding)
     src, src_len = padded(SRC)
     tgt, _ = padded(TGT)
-    plain = model(src, src_len, tgt)
+    plain = teacher_logits(model, src, src_len, tgt)
     assert plain.grad_fn is not None
+    model.use(Kernels(logits_path="onednn"))
     with torch.inference_mode():
-        fast = model(src, src_len, tgt)
+        fast = teacher_logits(model, src, src_len, tgt)
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
-    assert set(model.decoder.packed._packs) == {"output"}
+    assert model.kernels._packed.packed
 
 
 @needs_onednn
@@ -59,6 +62,7 @@ def test_a_step_through_onednn_equals_the_plain_step():
     y = torch.tensor([4, 7, 9])
     enc = model.encode(src, src_len)
     logp, state, attn = model.step(enc, model.init_state(enc), y)
+    model.use(Kernels(logits_path="onednn"))
     with torch.inference_mode():
         enc2 = model.encode(src, src_len)
         logp2, state2, attn2 = model.step(enc2, model.init_state(enc2), y)
@@ -73,11 +77,11 @@ def test_a_weight_changed_in_place_is_packed_again():
     weight = torch.randn(6, 4, requires_grad=True)
     linear, x = PackedLinear(), torch.randn(3, 4)
     with torch.inference_mode():
-        before = linear("w", x, weight)
+        before = linear(x, weight)
     with torch.no_grad():
         weight.add_(1.0)
     with torch.inference_mode():
-        after = linear("w", x, weight)
+        after = linear(x, weight)
     torch.testing.assert_close(before, x @ (weight.detach() - 1.0).t(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(after, x @ weight.detach().t(), rtol=1e-5, atol=1e-5)
 
@@ -90,39 +94,54 @@ def test_an_optimiser_step_is_seen_fused_or_not(fused):
     weight = torch.nn.Parameter(torch.randn(6, 4))
     linear, x = PackedLinear(), torch.randn(3, 4)
     with torch.inference_mode():
-        linear("w", x, weight)
+        linear(x, weight)
     weight.grad = torch.ones_like(weight)
     torch.optim.Adam([weight], lr=0.1, fused=fused).step()
     with torch.inference_mode():
-        after = linear("w", x, weight)
+        after = linear(x, weight)
     torch.testing.assert_close(after, x @ weight.detach().t(), rtol=1e-5, atol=1e-5)
 
 
 @needs_onednn
 def test_a_packed_model_copies_and_saves_without_its_packs():
     """deepcopy (oneDNN's packed tensors cannot be copied) and state_dict skip the packs."""
-    model = tiny_model()
+    model = tiny_model().use(Kernels(logits_path="onednn"))
     src, src_len = padded(SRC)
     tgt, _ = padded(TGT)
     with torch.inference_mode():
-        want = model(src, src_len, tgt)
-    assert model.decoder.packed._packs
+        want = teacher_logits(model, src, src_len, tgt)
+    assert model.kernels._packed.packed
     twin = copy.deepcopy(model)
-    assert not twin.decoder.packed._packs
+    assert not twin.kernels._packed.packed
+    assert twin.decoder.kernels is twin.kernels  # still one set for the whole model
     assert not any("pack" in key for key in model.state_dict())
     with torch.inference_mode():
-        torch.testing.assert_close(twin(src, src_len, tgt), want)
+        torch.testing.assert_close(teacher_logits(twin, src, src_len, tgt), want)
 
 
-def test_nmt_onednn_0_turns_it_off(monkeypatch):
-    """NMT_ONEDNN=0 in the environment: every map is the plain F.linear."""
-    monkeypatch.setenv("NMT_ONEDNN", "0")
-    monkeypatch.setattr(onednn_module, "onednn_available", onednn_available.__wrapped__)
-    linear, x, weight = PackedLinear(), torch.randn(3, 4), torch.randn(6, 4)
-    assert not linear.applies(x, weight)
+def test_kernels_plain_turns_it_off(monkeypatch):
+    """kernels=plain: every map is the plain layer, nothing packed, no product rerouted."""
+    calls = []
+    monkeypatch.setattr(onednn_module, "_linear", lambda *a: calls.append(a))
+    model = tiny_model()
+    cpu, output = torch.device("cpu"), model.decoder.output
+    kernels, _ = select("plain", cpu, output, loss_chunk=4, training=True)
+    assert kernels == Kernels()
+    model.use(kernels)
+    src, src_len = padded(SRC)
+    tgt, _ = padded(TGT)
     with torch.inference_mode():
-        linear("w", x, weight)
-    assert not linear._packs
+        teacher_logits(model, src, src_len, tgt)
+    with kernels.training():
+        teacher_logits(model, src, src_len, tgt).sum().backward()
+    assert not kernels._packed.packed and not calls
+
+
+def test_kernels_onednn_without_onednn_is_refused(monkeypatch):
+    """kernels=onednn on a torch whose oneDNN is missing or disagrees: one clear error."""
+    monkeypatch.setattr("nmt.kernels.onednn_available", lambda: False)
+    with pytest.raises(ConfigError, match="kernels=onednn.*kernels=auto or kernels=blas"):
+        select("onednn", torch.device("cpu"), torch.nn.Linear(16, 19))
 
 
 def test_the_availability_probe_leaves_the_random_stream_alone():
@@ -143,7 +162,8 @@ def _gradients(model, chunk: int) -> dict[str, torch.Tensor]:
     """Each parameter's gradient of the summed training loss of SRC → TGT."""
     model.zero_grad(set_to_none=True)
     batch = make_batch([s[:-1] for s in SRC], [t[:-1] for t in TGT], list(range(len(SRC))))
-    batch_loss(model, model.decoder.output, batch, 0.1, chunk).backward()
+    model.use(Kernels(loss_chunk=chunk))
+    batch_loss(model, model, batch, 0.1).backward()
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 

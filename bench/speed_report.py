@@ -1,0 +1,236 @@
+"""bench/speed.py's report: one table from every stage's results file, printed and written
+with the stages' results to work/speed.json (the growth curves to work/growth.png)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+
+from speed_common import read
+from speed_plot import plot, print_growth
+
+SIDES = ("ours", "joeynmt")
+MEASURED = ("train", "budget", "decode", "shared", "growth", "flops")  # the stages it reads
+# (figure, search label, goal, the ratio it needs): the decode stage's speed rows
+DECODE_SPEEDS = (
+    ("greedy sentences/s", "greedy", ">= 3x", 3.0),
+    ("beam5 sentences/s (ours: exact stop)", "beam5", ">= 5x", 5.0),
+    ("beam5, both stop at K ended (early)", "beam5-early", ">= 5x", 5.0),
+)
+SHARED_SPEEDS = (
+    ("greedy, same weights", "greedy", 3.0),
+    ("beam5, same weights (ours: exact)", "beam5", 5.0),
+    ("beam5, same weights, both early", "beam5-early", 5.0),
+)
+OUTPUTS = ("greedy", "b5", "b5-early")  # the hypothesis files of our searches
+
+
+def paired(runs: list[dict], value) -> tuple[float, float, float, list]:
+    """Medians of ours and JoeyNMT's figure, and the median of the A/B ratios per repeat."""
+    ours = {r["repeat"]: value(r) for r in runs if r["side"] == "ours"}
+    joey = {r["repeat"]: value(r) for r in runs if r["side"] == "joeynmt"}
+    ratios = [ours[k] / joey[k] for k in ours if k in joey]
+    loads = [r["load_start"][0] for r in runs]
+    return (
+        statistics.median(ours.values()),
+        statistics.median(joey.values()),
+        statistics.median(ratios),
+        loads,
+    )
+
+
+def side_median(runs: list[dict], side: str, value) -> float:
+    """Median of value(run) over one side's runs (ours | joeynmt)."""
+    return statistics.median(value(x) for x in runs if x["side"] == side)
+
+
+def speed(key: str):
+    """value(run) for `paired`: sentences/s of search `key` (greedy, beam5, beam5-early).
+    JoeyNMT's beam has one stopping rule, K ended, under the plain label (its "beam5")."""
+    return lambda x: x["sentences_per_s"][key if x["side"] == "ours" else key.split("-")[0]]
+
+
+def div(x: float, y: float) -> float:
+    return x / y if y else float("nan")
+
+
+def mean_rate(run: dict) -> float:
+    return statistics.mean(run["rates"])
+
+
+def peak_rss(run: dict) -> float:
+    return run["peak_rss_mb"]
+
+
+def row(name: str, ours, joey, ratio: float, goal: str, ok: bool | None, loads: list) -> dict:
+    """One line of the table: the figure, both sides (3 decimals), their ratio (2), the goal
+    and whether it is met (None: no goal), and the 1-minute load at the start of each run."""
+    return {
+        "figure": name,
+        "ours": ours if ours is None else round(ours, 3),
+        "joeynmt": joey if joey is None else round(joey, 3),
+        "ratio": round(ratio, 2),
+        "goal": goal,
+        "met": ok,
+        "load_1min": loads,
+    }
+
+
+def train_rows(tr: dict) -> list[dict]:
+    o, j, r, ld = paired(tr["runs"], mean_rate)
+    rows = [row("train target tokens/s", round(o), round(j), r, ">= 2.5x", r >= 2.5, ld)]
+    o, j, r, ld = paired(tr["runs"], peak_rss)
+    return [*rows, row("train peak RSS MB", o, j, r, "<= 0.7x", r <= 0.7, ld)]
+
+
+def budget_loads(bu: dict) -> list[float]:
+    """The 1-minute load at the start of each budget run (none without the budget stage)."""
+    return [bu["ours"]["load_start"][0], bu["joeynmt"]["load_start"][0]] if bu else []
+
+
+def decode_speed_rows(de: dict) -> list[dict]:
+    rows = []
+    for name, key, goal, need in DECODE_SPEEDS:
+        if all(key in x["sentences_per_s"] for x in de["runs"] if x["side"] == "ours"):
+            o, j, r, ld = paired(de["runs"], speed(key))
+            rows.append(row(name, o, j, r, goal, r >= need, ld))
+    o, j, r, ld = paired(de["runs"], peak_rss)
+    return [*rows, row("decode peak RSS MB", o, j, r, "<= 0.7x", r <= 0.7, ld)]
+
+
+def budget_bleu_rows(de: dict, bu: dict) -> list[dict]:
+    """BLEU of the budget models, and (they differ in how much they say) the speed per
+    output token of beam 5 with both stopping early."""
+    q, ld = de["quality"], budget_loads(bu)
+    o, j = q["ours.greedy"]["bleu"], q["joey.greedy"]["bleu"]
+    name = f"BLEU greedy after {bu.get('minutes', '?')} min"
+    rows = [row(name, o, j, div(o, j), ">= JoeyNMT", o >= j, ld)]
+    o, j = q["ours.b5"]["bleu"], q["joey.b5"]["bleu"]
+    rows.append(row("BLEU beam-5 (same models)", o, j, div(o, j), "", o >= j, ld))
+    if "ours.b5-early" in q:
+        o = q["ours.b5-early"]["bleu"]
+        rows.append(row("BLEU beam-5, both stop early", o, j, div(o, j), "", o >= j, ld))
+        ours = side_median(de["runs"], "ours", lambda x: x["sentences_per_s"]["beam5-early"])
+        joey = side_median(de["runs"], "joeynmt", lambda x: x["sentences_per_s"]["beam5"])
+        o, j = q["ours.b5-early"]["mean_tokens"] * ours, q["joey.b5"]["mean_tokens"] * joey
+        rows.append(row("beam5 early, output tokens/s", o, j, div(o, j), "", None, []))
+    return rows
+
+
+def output_length_rows(de: dict) -> list[dict]:
+    q, rows = de["quality"], []
+    for name in OUTPUTS:
+        if f"ours.{name}" in q:
+            o = q[f"ours.{name}"]["mean_tokens"]
+            j = q[f"joey.{name.split('-')[0]}"]["mean_tokens"]
+            rows.append(row(f"mean output tokens, {name}", o, j, div(o, j), "", None, []))
+    return rows
+
+
+def decode_rows(de: dict, bu: dict) -> list[dict]:
+    return [*decode_speed_rows(de), *budget_bleu_rows(de, bu), *output_length_rows(de)]
+
+
+def budget_rows(bu: dict) -> list[dict]:
+    o, j = bu["ours"]["updates"], bu["joeynmt"]["updates"]
+    return [row("updates in the budget", o, j, div(o, j), "", None, budget_loads(bu))]
+
+
+def shared_rows(sh: dict) -> list[dict]:
+    """One set of weights in both toolkits: the like-for-like decoding rows."""
+    rows = []
+    for name, key, need in SHARED_SPEEDS:
+        o, j, r, ld = paired(sh["runs"], speed(key))
+        rows.append(row(name, o, j, r, f">= {need:.0f}x", r >= need, ld))
+    o, j, r, ld = paired(sh["runs"], peak_rss)
+    rows.append(row("decode peak RSS MB, same weights", o, j, r, "<= 0.7x", r <= 0.7, ld))
+    q = sh["quality"]
+    for name in OUTPUTS:
+        o, j = q[f"ours.{name}"], q[f"joey.{name.split('-')[0]}"]
+        for figure, key in (("BLEU", "bleu"), ("mean output tokens", "mean_tokens")):
+            ratio = div(o[key], j[key])
+            rows.append(row(f"same weights {name}: {figure}", o[key], j[key], ratio, "", None, []))
+    n, same = sh["sentences"], sh["greedy_identical"]
+    return [*rows, row("same weights: identical greedy outputs", same, n, same / n, "", None, [])]
+
+
+def mfu_rows(fl: dict, tr: dict) -> list[dict]:
+    """Model (and hardware) FLOPs utilisation: training tokens/s × FLOPs per target token
+    against the fastest fp32 matmul rate the flops stage measured."""
+    rate = {side: side_median(tr["runs"], side, mean_rate) for side in SIDES}
+    limit = fl["matmul"]["limit_gflops"]
+    per_token = fl["model"]["analytic"]["train_per_target_token"]
+    counted = fl["model"]["counted"]["train_per_target_token"]
+    mfu = {k: v * per_token / 1e9 / limit for k, v in rate.items()}
+    ours, joey = mfu["ours"], mfu["joeynmt"]
+    name, loads = f"MFU (useful FLOPs / {limit:.0f} GFLOP/s)", [fl["load_start"][0]]
+    rows = [row(name, round(ours, 3), round(joey, 3), ours / joey, ">= 0.40", ours >= 0.4, loads)]
+    mm_limit = fl["matmul"].get("mm_limit_gflops", limit)
+    if mm_limit != limit:  # the limit is oneDNN's: MFU against torch.mm's (MKL) rate too
+        name = f"MFU against torch.mm's {mm_limit:.0f} GFLOP/s (MKL, torch's default)"
+        o, j = round(ours * limit / mm_limit, 3), round(joey * limit / mm_limit, 3)
+        rows.append(row(name, o, j, ours / joey, "", None, []))
+    hfu = round(rate["ours"] * counted / 1e9 / limit, 3)
+    return [*rows, row("HFU (executed FLOPs incl. padding)", hfu, None, float("nan"), "", None, [])]
+
+
+def growth_rows(gr: dict) -> list[dict]:
+    """Beam 10 against greedy; met when every width up to 10 costs less than width × greedy."""
+    base = {r["batch_size"]: r["seconds"] for r in gr["beam"] if r["strategy"] == "greedy"}
+    ok = all(
+        r["seconds"] / base[r["batch_size"]] < r["beam_size"]
+        for r in gr["beam"]
+        if 1 < r["beam_size"] <= 10
+    )
+    t10 = [r["relative_to_greedy"] for r in gr["beam"] if r["beam_size"] == 10]
+    loads = [gr["beam"][0]["load"][0]]
+    name, goal = "beam-10 time / greedy time", "< 10 (sub-linear)"
+    return [row(name, t10[0] if t10 else None, None, float("nan"), goal, ok, loads)]
+
+
+def table(results: dict[str, dict]) -> list[dict]:
+    """The table's rows from each stage's results (a stage not run: {})."""
+    tr, bu, de, sh, gr, fl = (results[s] for s in MEASURED)
+    rows = train_rows(tr) if tr else []
+    rows += decode_rows(de, bu) if de else []
+    rows += budget_rows(bu) if bu else []
+    rows += shared_rows(sh) if sh else []
+    rows += mfu_rows(fl, tr) if fl and tr else []
+    return rows + (growth_rows(gr) if gr else [])
+
+
+def print_table(rows: list[dict]) -> None:
+    print(
+        f"\n{'figure':<38} {'ours':>10} {'JoeyNMT':>10} {'ratio':>7} {'goal':>18} {'met':>5}  load"
+    )
+    for r in rows:
+        cells = [("" if v is None else str(v)) for v in (r["ours"], r["joeynmt"])]
+        ratio = "" if r["ratio"] != r["ratio"] else f"{r['ratio']:.2f}"
+        met = "" if r["met"] is None else ("yes" if r["met"] else "NO")
+        print(
+            f"{r['figure']:<38} {cells[0]:>10} {cells[1]:>10} {ratio:>7} {r['goal']:>18} "
+            f"{met:>5}  {r['load_1min']}"
+        )
+
+
+def report(a: dict, work: Path) -> dict:
+    """Print the table (and the growth curves), write work/speed.json (and work/growth.png)."""
+    results = {stage: read(work, stage) for stage in MEASURED}
+    rows = table(results)
+    print_table(rows)
+    gr = results["growth"]
+    if gr:
+        print_growth(gr)
+        plot(gr, work / "growth.png")
+    full = {
+        "table": rows,
+        # the shared stage's results stay in results/shared.json alone
+        **{s: results[s] for s in ("train", "budget", "decode", "growth", "flops")},
+        "machine": os.uname().machine,
+        "cpus": os.cpu_count(),
+    }
+    (work / "speed.json").write_text(json.dumps(full, indent=2) + "\n")
+    print(f"\nwrote {work / 'speed.json'}" + (f" and {work / 'growth.png'}" if gr else ""))
+    return full

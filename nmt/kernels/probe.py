@@ -1,0 +1,101 @@
+"""Start-up micro-benchmarks: which way of computing the model's products is fastest here.
+
+Run once per process and shape (cached), in well under a second, on fixed values from a
+private generator (the global random stream is left alone: a resumed run's dropout must
+match the uninterrupted run's). A candidate other than the first, simplest one is taken only
+when it is clearly faster (`MARGIN`), so that noise on a busy machine does not flip the
+choice from one run to the next.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nmt.kernels.cpu import blocked_linear
+from nmt.kernels.onednn import (
+    OneDNNMatmul,
+    PackedLinear,
+    onednn_available,
+    onednn_matmul_available,
+)
+
+# a later candidate must take at most this fraction of the first one's time to be chosen
+MARGIN = 0.9
+REPEATS = 5
+DECODE_ROWS = 80  # output-layer rows of a decoding step: 16 sentences × a beam of 5
+TRAIN_ROWS = 1024  # rows of a training product: a chunk of a batch's target tokens
+
+
+def _fixed(*shape: int, generator: torch.Generator) -> Tensor:
+    return torch.empty(*shape).uniform_(-0.1, 0.1, generator=generator)
+
+
+def _fastest(candidates: dict[str, Callable[[], object]]) -> tuple[str, dict[str, float]]:
+    """The name of the fastest call (the first unless another is clearly faster) and each
+    one's best time in ms over REPEATS rounds, interleaved so that load hits all alike."""
+    best = dict.fromkeys(candidates, float("inf"))
+    for run in candidates.values():  # warm-up: oneDNN builds its kernel at the first call
+        run()
+    for _ in range(REPEATS):
+        for name, run in candidates.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    first = next(iter(candidates))
+    fastest = min(best, key=best.get)
+    choice = fastest if best[fastest] <= MARGIN * best[first] else first
+    return choice, {name: round(1e3 * t, 3) for name, t in best.items()}
+
+
+@cache
+def fastest_logits(hidden: int, vocab: int, threads: int) -> tuple[str, dict[str, float]]:
+    """plain | blocked | onednn: the fastest output layer (hidden → vocab) when decoding."""
+    g = torch.Generator().manual_seed(0)
+    x, weight, bias = (
+        _fixed(DECODE_ROWS, hidden, generator=g),
+        _fixed(vocab, hidden, generator=g),
+        _fixed(vocab, generator=g),
+    )
+    candidates: dict[str, Callable[[], object]] = {
+        "plain": lambda: F.linear(x, weight, bias),
+        "blocked": lambda: blocked_linear(x, weight, bias),
+    }
+    if onednn_available():
+        packed = PackedLinear()
+        candidates["onednn"] = lambda: packed(x, weight, bias)
+    with torch.no_grad():
+        return _fastest(candidates)
+
+
+@cache
+def fastest_gemm(hidden: int, threads: int) -> tuple[str, dict[str, float]]:
+    """blas | onednn: the faster library for training's products at this hidden size: an
+    RNN's input projection, its step, and a weight gradient (a transposed left operand)."""
+    g = torch.Generator().manual_seed(0)
+    x, step = _fixed(TRAIN_ROWS, hidden, generator=g), _fixed(TRAIN_ROWS // 8, hidden, generator=g)
+    weight, grad = (
+        _fixed(3 * hidden, hidden, generator=g),
+        _fixed(TRAIN_ROWS, 3 * hidden, generator=g),
+    )
+
+    def products(mode: Callable[[], object]) -> Callable[[], object]:
+        def run() -> None:
+            with mode():
+                F.linear(x, weight)
+                F.linear(step, weight)
+                torch.mm(x.t(), grad)
+
+        return run
+
+    candidates = {"blas": products(nullcontext)}
+    if onednn_matmul_available():
+        candidates["onednn"] = products(OneDNNMatmul)
+    with torch.no_grad():
+        return _fastest(candidates)
