@@ -3,6 +3,7 @@
     python bench/beam_speed.py run=DIR input=FILE json=OUT.json \
         [beams=1,5,10] [batches=1,16,64] [limit=0] [repeat=1] [hyp_dir=DIR] [threads=0] \
         [length_penalty=norm] [alpha=1.0] [stops=exact] [checkpoint=best] [device=cpu]
+        [kernels=auto]
 
 Trains nothing. Each strategy (greedy, then beam search at each width) translates the
 first `limit` lines of `input` (0 = all) at each batch size, after one warm-up batch,
@@ -46,6 +47,7 @@ DEFAULTS = {
     "stops": "exact",
     "checkpoint": "best",
     "device": "cpu",
+    "kernels": "auto",  # nmt/kernels: auto | plain | blas | onednn
 }
 
 
@@ -90,7 +92,9 @@ def timed(
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     threads = int(args["threads"])
-    translator = Translator.from_run(args["run"], args["checkpoint"], args["device"], threads)
+    translator = Translator.from_run(
+        args["run"], args["checkpoint"], args["device"], threads, args["kernels"]
+    )
     lines = [line for line in read_lines(args["input"]) if line.strip()]
     if int(args["limit"]):
         lines = lines[: int(args["limit"])]

@@ -2,16 +2,17 @@
 
     python bench/before_after.py before=DIR [after=.] run=RUN input=FILE [rounds=3]
         [threads=2] [sentences=2000] [work=bench/work] [beam=5] [batch=64]
-        [json=bench/results/<date>-before-after.json]
+        [after_kernels=auto] [json=bench/results/<date>-before-after.json]
 
 For a change that must not cost speed (a refactor): `before` is a checkout of the old code
 (e.g. `git worktree add /tmp/before HEAD~1`), `after` this one. Each round runs, for each
 tree in turn (A B, then B A), bench/train_ablation.py's `current` variant (the trainer's
 step on real Multi30k batches; needs bench/speed.py stages=prepare) and bench/beam_speed.py
 (greedy and beam search of RUN on INPUT: the same weights for both trees), each in a process
-of its own with the tree first on PYTHONPATH. `after_variant` times another of the after
-tree's training variants in place of `current` (onednn-matmul: the products the old code
-ran, to tell the refactor's cost from a changed choice of kernels). The table gives the medians and after ÷ before.
+of its own with the tree first on PYTHONPATH. `after_kernels` runs the after tree with other
+kernels than auto (onednn: the products the code before nmt/kernels ran on every machine, to
+tell a refactor's cost from a changed choice of kernels). The table gives the medians and
+after ÷ before.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ DEFAULTS = {
     "work": str(HERE / "work"),
     "beam": "5",
     "batch": "64",
-    "after_variant": "current",  # train_ablation's variant for `after` (e.g. onednn-matmul)
+    "after_kernels": "auto",  # the after tree's `kernels` (onednn: the old code's products)
     "json": str(HERE / "results" / f"{time.strftime('%Y-%m-%d')}-before-after.json"),
 }
 
@@ -50,14 +51,19 @@ def _run(tree: Path, script: str, args: list[str], threads: int) -> str:
     return subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=True).stdout
 
 
-def measure(tree: Path, a: dict) -> dict:
-    """One training and one decoding measurement of the code in `tree`."""
+VARIANTS = {"auto": "current", "blas": "blas-matmul", "onednn": "onednn-matmul", "plain": "plain"}
+
+
+def measure(tree: Path, kernels: str | None, a: dict) -> dict:
+    """One training and one decoding measurement of `tree`, with `kernels` (None: a tree
+    from before the kernels key, run as it is)."""
+    variant = VARIANTS[kernels or "auto"]
     threads = int(a["threads"])
     train = _run(
         tree,
         "train_ablation.py",
         [
-            "variant=current",
+            f"variant={variant}",
             f"work={a['work']}",
             f"sentences={a['sentences']}",
             f"threads={threads}",
@@ -77,6 +83,7 @@ def measure(tree: Path, a: dict) -> dict:
                 f"beams={a['beam']}",
                 f"batches={a['batch']}",
                 f"threads={threads}",
+                *([f"kernels={kernels}"] if kernels else []),
             ],
             threads,
         )
@@ -95,8 +102,8 @@ def main(argv: list[str]) -> None:
     print(f"cpu: {cpu_info()}; load {load()}", flush=True)
     for r in range(int(a["rounds"])):
         for name in list(trees) if r % 2 == 0 else list(trees)[::-1]:
-            variant = a["after_variant"] if name == "after" else "current"
-            runs[name].append(measure(trees[name], variant, a))
+            kernels = a["after_kernels"] if name == "after" else None
+            runs[name].append(measure(trees[name], kernels, a))
             print(f"round {r + 1} {name}: {runs[name][-1]}", flush=True)
     rows = {
         "train tokens/s": lambda m: m["train"]["tokens_per_s"],

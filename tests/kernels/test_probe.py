@@ -1,0 +1,58 @@
+"""kernels=auto: the start-up probes pick by measurement, leave the random stream alone, and
+keep a recorded choice."""
+
+import pytest
+import torch
+
+from nmt.kernels import Kernels, probe, select
+
+
+def test_the_probes_leave_the_random_stream_alone():
+    """A resumed run probes again before its first update: drawing random numbers there
+    would change its dropout masks from the uninterrupted run's."""
+    torch.manual_seed(3)
+    want = torch.rand(4)
+    torch.manual_seed(3)
+    probe.fastest_logits.__wrapped__(16, 40, 1)
+    probe.fastest_gemm.__wrapped__(16, 1)
+    torch.testing.assert_close(torch.rand(4), want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("costs", "chosen"),
+    [
+        ({"plain": 1.0, "fast": 0.97}, "plain"),  # within the margin: the first, simplest one
+        ({"plain": 1.0, "fast": 0.5}, "fast"),  # clearly faster
+        ({"plain": 0.5, "fast": 1.0}, "plain"),
+    ],
+)
+def test_another_candidate_than_the_first_only_when_clearly_faster(monkeypatch, costs, chosen):
+    clock = [0.0]
+    monkeypatch.setattr(probe.time, "perf_counter", lambda: clock[0])
+
+    def run(cost):
+        def call():
+            clock[0] += cost
+
+        return call
+
+    name, times = probe._fastest({n: run(c) for n, c in costs.items()})
+    assert name == chosen
+    assert times == {n: 1e3 * c for n, c in costs.items()}
+
+
+def test_auto_on_the_cpu_takes_the_fast_paths():
+    kernels, measured = select("auto", torch.device("cpu"), torch.nn.Linear(16, 40), 8)
+    assert kernels.rnn_path == "by_direction" and kernels.loss_chunk == 8
+    assert kernels.logits_path in ("plain", "blocked", "onednn")
+    assert kernels.gemm == "blas"  # decoding only: training's products are not measured
+    assert "output layer ms" in measured
+
+
+def test_a_recorded_choice_is_kept_without_measuring(monkeypatch):
+    monkeypatch.setattr(probe, "fastest_logits", lambda *a: pytest.fail("measured"))
+    recorded = Kernels("by_direction", "blocked", "onednn", 1024).as_dict()
+    kernels, _ = select(
+        "auto", torch.device("cpu"), torch.nn.Linear(16, 40), 512, recorded=recorded
+    )
+    assert kernels == Kernels("by_direction", "blocked", "onednn", 512)  # the chunk as now set
