@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,data]'  # data: the demo generator's tests
+	$(BIN)/python -m pip install -q -e '.[dev,data,serve]'  # data: the demo generator's tests; serve: nmt-serve
 	touch $@
 
 demo: setup

@@ -80,11 +80,11 @@ def timed(
     translator: Translator, lines: list[str], decode: DecodeConfig, repeat: int
 ) -> tuple[float, list]:
     """Fewest seconds to translate lines in `repeat` runs after a warm-up batch; translations."""
-    translator.translate(lines[: decode.batch_size], decode)
+    translator.translate_text(lines[: decode.batch_size], decode=decode)
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        hyps = translator.translate(lines, decode)
+        hyps = translator.translate_text(lines, decode=decode)
         best = min(best, time.perf_counter() - start)
     return best, hyps
 
@@ -92,7 +92,7 @@ def timed(
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     threads = int(args["threads"])
-    translator = Translator.from_run(
+    translator = Translator.load(
         args["run"], args["checkpoint"], args["device"], threads, args["kernels"]
     )
     lines = [line for line in read_lines(args["input"]) if line.strip()]

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         translator = (
-            Translator.from_run(args.run, device="cpu")
+            Translator.load(args.run, device="cpu")
             if args.run
             else toy_translator(Path(tmp), args.seed)
         )
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         while done < args.n:
             lines = [random_line(rng) for _ in range(min(args.batch, args.n - done))]
             try:
-                out = translator.translate(lines)
+                out = translator.translate_text(lines)
                 found = problems(lines, out)
             except Exception as err:  # a crash is a finding, not the end of the run
                 out, found = [], [(f"exception {type(err).__name__}: {err}"[:200], -1)]

@@ -240,6 +240,34 @@ class AnalyzeRunConfig:
     progress: bool = True  # tqdm progress bars on stderr
 
 
+@dataclass
+class ServeConfig:
+    """The limits and batching of `nmt-serve` (nmt/serve/)."""
+
+    max_body_bytes: int = 1_048_576  # larger request bodies are refused (413)
+    max_sentences: int = 64  # sentences (or pairs) in one request
+    max_chars: int = 1000  # characters in one sentence
+    max_beam: int = 16  # the largest decode beam_size a request may ask for
+    max_wait_ms: float = 5.0  # how long a request waits for others to share its model call
+    max_batch: int = 64  # sentences in one model call at most
+    drain_timeout_s: float = 30.0  # SIGTERM: in-flight requests may finish within this
+
+
+@dataclass
+class ServeRunConfig:
+    """Everything `nmt-serve` needs besides the run directory's own config."""
+
+    run: str = MISSING  # run directory written by nmt-train
+    checkpoint: str = "best"  # best | last | path to a .pt file
+    host: str = "127.0.0.1"  # the address to listen on (0.0.0.0: every interface)
+    port: int = 8000  # 0 = any free port (printed at start-up)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)  # requests' defaults
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    device: str = "auto"
+    threads: int = 0
+    kernels: str = "auto"  # auto | plain | blas | onednn (as nmt-train's)
+
+
 ALLOWED = {
     "model.cell": ("gru", "lstm", "rnn"),
     "attention.type": ("bahdanau", "luong_dot", "luong_general"),
@@ -272,6 +300,11 @@ POSITIVE = (
     "train.keep_best",
     "train.max_bad_updates",
     "train.dist_timeout_s",
+    "serve.max_body_bytes",
+    "serve.max_sentences",
+    "serve.max_chars",
+    "serve.max_beam",
+    "serve.max_batch",
 )
 NON_NEGATIVE = (
     "model.dropout",
@@ -291,6 +324,8 @@ NON_NEGATIVE = (
     "train.keep_last",
     "data.max_valid",
     "threads",
+    "serve.max_wait_ms",
+    "serve.drain_timeout_s",
 )
 
 
@@ -353,3 +388,4 @@ def register_configs() -> None:
     cs.store(name="translate_schema", node=TranslateRunConfig)
     cs.store(name="evaluate_schema", node=EvaluateRunConfig)
     cs.store(name="analyze_schema", node=AnalyzeRunConfig)
+    cs.store(name="serve_schema", node=ServeRunConfig)

@@ -1,51 +1,103 @@
-"""Translator: everything a trained run directory can do, loaded from that directory alone."""
+"""Translator: everything a trained run directory can do, loaded from that directory alone.
+
+`Translator.load(DIR)` reads the run's config, SentencePiece models and one checkpoint (never
+the training data); then `translate`, `score`, `attention` and `analyze` take keyword decode
+options over the run's decode config. The CLIs (nmt-translate, nmt-analyze) and the server
+call these same methods. Results are typed `Record`s: `.to_json()` gives plain JSON values.
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from nmt.config import DecodeConfig, validate_decode
-from nmt.data.tokenizer import Vocabularies
+from nmt import EOS_ID
+from nmt.analysis.analyze import attention_pairs, sentence_records
+from nmt.analysis.compare import compare
+from nmt.analysis.records import SentenceRecord
+from nmt.config import AnalysisConfig, DecodeConfig, validate_decode
+from nmt.data.batching import make_batch, sentence_batches
+from nmt.data.tokenizer import Vocabularies, one_line
+from nmt.errors import ConfigError
+from nmt.evaluate.plots import AttentionMap
+from nmt.evaluate.records import Record
 from nmt.kernels import select
 from nmt.model import Seq2Seq
 from nmt.rundir import RunDir
 from nmt.search.decode import decode_ids, decode_nbest
+from nmt.search.result import SearchResult
+from nmt.search.scoring import Scorer
 from nmt.train.checkpoint import load_checkpoint, load_model_state
 from nmt.train.distributed import resolve_device
 
-# Every character str.splitlines() ends a line at. A model can emit one (the byte piece
-# <0x0A> decodes to "\n"), and one would shift every later line of the output file.
-_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
-
-
-def one_line(text: str) -> str:
-    """text with each run of line-break characters replaced by one space."""
-    return _LINE_BREAKS.sub(" ", text)
+# decode option name → the types its value may have (bool is an int to Python: refused)
+_OPTION_TYPES = {
+    f.name: (float, int) if isinstance(f.default, float) else (type(f.default),)
+    for f in dataclasses.fields(DecodeConfig)
+}
 
 
 @dataclass
-class Hypothesis:
-    """One entry of an n-best list."""
+class Translation(Record):
+    """One sentence's translation; T_out output tokens (EOS included where produced), S
+    source tokens (EOS included). A blank input line is not decoded: "", zeros, empty lists."""
 
-    text: str  # detokenised translation
+    text: str  # detokenised, one line
     score: float  # the objective search ranked by (nmt.search.Scorer)
     logprob: float  # log P(y|x), EOS included where produced
-    tokens: list[int]  # target ids, without EOS
+    tokens: list[str]  # output pieces (T_out,), "</s>" last where produced
+    ids: list[int]  # output ids (T_out,)
+    src_tokens: list[str]  # source pieces (S,)
+    attention: list[list[float]] | None = None  # (T_out, S) rows sum to 1; attention=True only
+    nbest: list[Translation] = field(default_factory=list)  # nbest > 1: best first, else []
 
 
-def format_nbest(nbest: list[list[Hypothesis]]) -> str:
+@dataclass
+class PairScore(Record):
+    """A given target scored under the model: T target tokens, EOS included."""
+
+    logprob: float  # log P(y|x)
+    score: float  # the Scorer's objective under the decode config (length penalty)
+    tokens: list[str]  # target pieces (T,)
+    ids: list[int]  # target ids (T,)
+    token_logprobs: list[float]  # log P of each token (T,)
+
+
+@dataclass
+class Attention(Record):
+    """Attention weights of one output against its source: weights (T, S), rows sum to 1."""
+
+    weights: list[list[float]]  # (T, S)
+    src_tokens: list[str]  # (S,) EOS included
+    tgt_tokens: list[str]  # (T,) EOS included where produced
+
+
+@dataclass
+class SentenceAnalysis(Record):
+    """Why one translation missed its reference: nmt-analyze's record of the sentence
+    (class, both scores, where the reference fell off the beam, n-best) and both attentions."""
+
+    record: SentenceRecord  # exact search is not run: record.exact is None
+    hyp_attention: Attention  # the beam's output ŷ
+    ref_attention: Attention  # the reference y* forced
+
+
+def format_nbest(translations: list[Translation]) -> str:
     """`sent_id ||| hypothesis ||| score ||| logprob` lines, sent_id 0-based, best first."""
     return "".join(
         f"{i} ||| {h.text} ||| {h.score:.6f} ||| {h.logprob:.6f}\n"
-        for i, hyps in enumerate(nbest)
-        for h in hyps
+        for i, t in enumerate(translations)
+        for h in t.nbest
     )
+
+
+def _attention(m: AttentionMap) -> Attention:
+    return Attention(m.weights.tolist(), m.src_tokens, m.tgt_tokens)
 
 
 class Translator:
@@ -71,7 +123,7 @@ class Translator:
         self.checkpoint = checkpoint
 
     @classmethod
-    def from_run(
+    def load(
         cls,
         run: str | Path,
         checkpoint: str = "best",
@@ -80,7 +132,8 @@ class Translator:
         kernels: str = "auto",
     ) -> Translator:
         """Load config, SentencePiece models and a checkpoint (best | last | PATH) from a run
-        directory; kernels: how the model computes (nmt.kernels.select)."""
+        directory; device: auto | cpu | cuda[:N]; threads: torch threads (0 = torch's
+        default); kernels: how the model computes (nmt.kernels.select)."""
         run_dir = RunDir.open(run)
         if threads:
             torch.set_num_threads(threads)
@@ -95,42 +148,173 @@ class Translator:
         model.use(select(kernels, dev, model.decoder.output)[0])
         return cls(model.to(dev), vocabs, config, dev, run_dir, path)
 
-    def translate(
-        self, lines: list[str], decode: DecodeConfig | None = None, progress: bool = False
+    # -- decode options ---------------------------------------------------------------------
+
+    def decode_config(
+        self, decode: DecodeConfig | DictConfig | None = None, **options: object
+    ) -> DecodeConfig:
+        """The run's decode config (or `decode`) with options over it, checked once by
+        validate_decode: a ConfigError names a bad key. Options are DecodeConfig's fields;
+        beam_size > 1 without strategy means strategy="beam"."""
+        for name, value in options.items():
+            if name not in _OPTION_TYPES:
+                raise ConfigError(
+                    f"unknown decode option {name!r}; the options are: {', '.join(_OPTION_TYPES)}"
+                )
+            types = _OPTION_TYPES[name]
+            if isinstance(value, bool) != (types == (bool,)) or not isinstance(value, types):
+                raise ConfigError(
+                    f"decode option {name}={value!r} must be of type "
+                    f"{' or '.join(t.__name__ for t in types)}"
+                )
+        base = self.config.decode if decode is None else decode
+        if isinstance(base, DictConfig):
+            base = OmegaConf.to_object(base)
+            base = DecodeConfig(**base) if isinstance(base, dict) else base  # an untyped one
+        if options.get("beam_size", 1) > 1 and "strategy" not in options:
+            options["strategy"] = "beam"
+        cfg = dataclasses.replace(base, **options)
+        validate_decode(cfg)  # search trusts what passed it
+        return cfg
+
+    # -- translation --------------------------------------------------------------------------
+
+    def translate_text(
+        self,
+        lines: list[str],
+        *,
+        decode: DecodeConfig | DictConfig | None = None,
+        progress: bool = False,
+        **options: object,
     ) -> list[str]:
-        """One detokenised translation per input line, itself one line; blank lines stay blank."""
-        decode = decode or self.config.decode
-        validate_decode(decode)  # a ConfigError naming the key; search trusts it
+        """One detokenised translation per input line, itself one line; blank lines stay
+        blank. The best hypothesis only, as plain strings: nmt-translate's fast path."""
+        cfg = self.decode_config(decode, **options)
         todo = [i for i, line in enumerate(lines) if line.strip()]
         src_ids = self.vocabs.src.encode([lines[i] for i in todo])
         with tqdm(total=len(todo), disable=not progress, unit="sent") as bar:
-            hyp_ids = decode_ids(self.model, src_ids, decode, self.device, bar.update)
+            hyp_ids = decode_ids(self.model, src_ids, cfg, self.device, bar.update)
         out = [""] * len(lines)
         for i, hyp in zip(todo, self.vocabs.tgt.decode(hyp_ids), strict=True):
             out[i] = one_line(hyp)
         return out
 
-    def translate_nbest(
-        self, lines: list[str], decode: DecodeConfig | None = None, progress: bool = False
-    ) -> list[list[Hypothesis]]:
-        """The decode.nbest best translations of each line, best first; [] for a blank line."""
-        decode = decode or self.config.decode
-        validate_decode(decode)  # a ConfigError naming the key; search trusts it
+    def translate(
+        self,
+        sentences: list[str] | str,
+        *,
+        attention: bool = False,
+        decode: DecodeConfig | DictConfig | None = None,
+        progress: bool = False,
+        **options: object,
+    ) -> list[Translation]:
+        """A Translation per sentence (a str is one sentence), in input order, searched as
+        the decode config and options say (e.g. beam_size=5, alpha=1.0, nbest=3); with
+        attention=True each carries its attention matrix (T_out, S)."""
+        lines = [sentences] if isinstance(sentences, str) else list(sentences)
+        cfg = self.decode_config(decode, **options)
         todo = [i for i, line in enumerate(lines) if line.strip()]
         src_ids = self.vocabs.src.encode([lines[i] for i in todo])
         with tqdm(total=len(todo), disable=not progress, unit="sent") as bar:
-            results = decode_nbest(self.model, src_ids, decode, self.device, bar.update)
-        out: list[list[Hypothesis]] = [[] for _ in lines]
-        for i, result in zip(todo, results, strict=True):
-            ids = result.token_lists()
-            out[i] = [
-                Hypothesis(one_line(text), score, logprob, tokens)
-                for text, score, logprob, tokens in zip(
-                    self.vocabs.tgt.decode(ids),
-                    result.score.tolist(),
-                    result.logprob.tolist(),
-                    ids,
-                    strict=True,
-                )
-            ]
+            results = decode_nbest(self.model, src_ids, cfg, self.device, bar.update)
+        out = [Translation("", 0.0, 0.0, [], [], []) for _ in lines]
+        for i, ids, result in zip(todo, src_ids, results, strict=True):
+            src_tokens = self.vocabs.src.pieces([*ids, EOS_ID])
+            hyps = self._hypotheses(result, src_tokens, attention)
+            if hyps:  # search returns at least one hypothesis for every sentence
+                out[i] = dataclasses.replace(hyps[0], nbest=hyps if cfg.nbest > 1 else [])
         return out
+
+    def _hypotheses(
+        self, result: SearchResult, src_tokens: list[str], attention: bool
+    ) -> list[Translation]:
+        """One sentence's SearchResult rows as Translations, best first."""
+        texts = self.vocabs.tgt.decode(result.token_lists())
+        out = []
+        for r, (text, length) in enumerate(zip(texts, result.lengths.tolist(), strict=True)):
+            ids = result.tokens[r, :length].tolist()
+            weights = result.attention[r, :length].float().tolist() if attention else None
+            out.append(
+                Translation(
+                    one_line(text),
+                    float(result.score[r]),
+                    float(result.logprob[r]),
+                    self.vocabs.tgt.pieces(ids),
+                    ids,
+                    src_tokens,
+                    weights,
+                )
+            )
+        return out
+
+    # -- given targets --------------------------------------------------------------------------
+
+    def score(
+        self,
+        sources: list[str],
+        targets: list[str],
+        *,
+        decode: DecodeConfig | DictConfig | None = None,
+        **options: object,
+    ) -> list[PairScore]:
+        """log P(y|x) and the search objective of each target given its source, in order:
+        the Scorer's numbers, as nmt-analyze reports them for references."""
+        if len(sources) != len(targets):
+            raise ConfigError(
+                f"score() got {len(sources)} sources but {len(targets)} targets; give one "
+                "target per source"
+            )
+        cfg = self.decode_config(decode, **options)
+        scorer = Scorer.from_config(cfg)
+        src_ids, tgt_ids = self.vocabs.src.encode(sources), self.vocabs.tgt.encode(targets)
+        out: list[PairScore | None] = [None] * len(sources)
+        for index in sentence_batches([len(s) for s in src_ids], cfg.batch_size):
+            batch = make_batch([src_ids[i] for i in index], [tgt_ids[i] for i in index], index)
+            batch = batch.to(self.device)
+            objective, logprob, token = scorer.score(
+                self.model, batch.src, batch.src_len, batch.tgt, batch.tgt_len
+            )  # (B,), (B,), (B, T)
+            for b, i in enumerate(index):
+                ids = [*tgt_ids[i], EOS_ID]
+                out[i] = PairScore(
+                    float(logprob[b]),
+                    float(objective[b]),
+                    self.vocabs.tgt.pieces(ids),
+                    ids,
+                    token[b, : len(ids)].tolist(),
+                )
+        return out
+
+    def attention(self, src: str, tgt: str) -> Attention:
+        """The attention (T, S) of tgt forced through the decoder (teacher forcing) on src."""
+        src_ids, tgt_ids = self.vocabs.src.encode([src])[0], self.vocabs.tgt.encode([tgt])[0]
+        batch = make_batch([src_ids], [tgt_ids], [0]).to(self.device)
+        with torch.inference_mode():
+            _, weights = self.model(batch.src, batch.src_len, batch.tgt)  # (1, T, S)
+        return Attention(
+            weights[0].float().tolist(),
+            self.vocabs.src.pieces([*src_ids, EOS_ID]),
+            self.vocabs.tgt.pieces([*tgt_ids, EOS_ID]),
+        )
+
+    def analyze(
+        self,
+        src: str,
+        ref: str,
+        *,
+        decode: DecodeConfig | DictConfig | None = None,
+        **options: object,
+    ) -> SentenceAnalysis:
+        """nmt-analyze's record of one sentence (from the same functions: compare,
+        sentence_records, attention_pairs), with beam search as the decode config and
+        options say; the n-best holds beam_size hypotheses, ties within nmt-analyze's
+        default tolerance decide for "model"."""
+        cfg = self.decode_config(decode, **options)
+        src_ids, ref_ids = self.vocabs.src.encode([src]), self.vocabs.tgt.encode([ref])
+        compared = compare(self.model, src_ids, ref_ids, cfg, cfg.beam_size, self.device)
+        tol = AnalysisConfig().tie_tolerance
+        records = sentence_records(compared, [src], [ref], self.vocabs, tol)
+        maps = attention_pairs(
+            self.model, compared, records, src_ids, [1], self.vocabs, self.device
+        )
+        return SentenceAnalysis(records[0], _attention(maps[0]), _attention(maps[1]))

@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 import nmt
 
 PACKAGE = Path(nmt.__file__).parent
@@ -27,6 +29,10 @@ RANKS = {
     "nmt.serve": 8,
     "nmt.cli": 9,
 }
+# `from nmt import Translator`: nmt/__init__.py re-exports the API on first use (PEP 562
+# __getattr__), the one import allowed to point upwards, and only where `import nmt` does not
+# run it (inside a function, or under `if TYPE_CHECKING:`)
+LAZY = ("nmt", "nmt.translator")
 PRIVATE = re.compile(r"torch\._VF|torch\.ops\.mkldnn|torch\.utils\._python_dispatch|\._version\b")
 
 
@@ -46,25 +52,74 @@ def _modules():
         yield name, path
 
 
+def _names(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        return [node.module]
+    return []
+
+
 def _imports(path: Path):
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
+        yield from _names(node)
+
+
+def _eager_imports(path: Path) -> set[str]:
+    """The modules importing path runs: not those inside a function or `if TYPE_CHECKING:`."""
+    found, todo = set(), [ast.parse(path.read_text(encoding="utf-8"))]
+    while todo:
+        for child in ast.iter_child_nodes(todo.pop()):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) or (
+                isinstance(child, ast.If) and ast.unparse(child.test) == "TYPE_CHECKING"
+            ):
+                continue
+            found.update(_names(child))
+            todo.append(child)
+    return found
+
+
+def _wrong_imports(name: str, path: Path) -> list[str]:
+    """The imports of module `name` (file path) that point against the layer order."""
+    here, wrong = _layer(name), []
+    for target in _imports(path):
+        if target == "nmt" or not target.startswith("nmt."):
+            continue
+        if (name, target) == LAZY and target not in _eager_imports(path):
+            continue
+        there = _layer(target)
+        if RANKS[there] > RANKS[here] or (there == "nmt.cli" and here != "nmt.cli"):
+            wrong.append(f"{path} imports {target}")
+    return wrong
 
 
 def test_no_import_points_against_the_layer_order():
-    wrong = []
-    for name, path in _modules():
-        here = _layer(name)
-        for target in _imports(path):
-            if target == "nmt" or not target.startswith("nmt."):
-                continue
-            there = _layer(target)
-            if RANKS[there] > RANKS[here] or (there == "nmt.cli" and here != "nmt.cli"):
-                wrong.append(f"{path.relative_to(PACKAGE.parent)} imports {target}")
+    wrong = [w for name, path in _modules() for w in _wrong_imports(name, path)]
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import nmt.translator\n",  # run by `import nmt`
+        "from nmt.translator import Translator\n",
+        "def __getattr__(name):\n    import nmt.model\n",  # lazy, but not the API
+        "def __getattr__(name):\n    import nmt.cli.translate\n",
+    ],
+)
+def test_only_the_lazy_api_re_export_may_point_upwards(source, tmp_path):
+    path = tmp_path / "__init__.py"
+    path.write_text(source)
+    assert _wrong_imports("nmt", path)
+
+
+def test_the_lazy_api_re_export_is_allowed(tmp_path):
+    path = tmp_path / "__init__.py"
+    path.write_text(
+        "if TYPE_CHECKING:\n    from nmt.translator import Translator\n"
+        "def __getattr__(name):\n    import nmt.translator\n"
+    )
+    assert not _wrong_imports("nmt", path)
 
 
 def test_torch_private_apis_only_in_kernels():

@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> None:
     read_pair(cfg.data.test_src, cfg.data.test_ref)  # refuse bad input before loading a model
     if cfg.out and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise ConfigError(f"out={cfg.out} is a file; give a directory for the analysis")
-    translator = Translator.from_run(cfg.run, cfg.checkpoint, cfg.device, cfg.threads, cfg.kernels)
+    translator = Translator.load(cfg.run, cfg.checkpoint, cfg.device, cfg.threads, cfg.kernels)
     run_info = translator.run.manifest(translator.checkpoint)
     result = analyze(translator.model, translator.vocabs, cfg, translator.device, run_info)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")

@@ -25,7 +25,7 @@ def attention(cfg: DictConfig) -> tuple[list, Path | None]:
     from nmt.translator import Translator
 
     sentences = attention_sources(cfg)  # checks the options and line numbers first
-    translator = Translator.from_run(cfg.run, cfg.checkpoint)
+    translator = Translator.load(cfg.run, cfg.checkpoint)
     note = f"greedy, checkpoint {cfg.checkpoint}"
     maps = attention_maps(
         translator.model,

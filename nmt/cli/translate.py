@@ -70,14 +70,15 @@ def main(cfg: DictConfig) -> None:
     # torch is imported once the config is valid
     from nmt.translator import Translator, format_nbest
 
-    translator = Translator.from_run(cfg.run, cfg.checkpoint, cfg.device, cfg.threads, cfg.kernels)
+    translator = Translator.load(cfg.run, cfg.checkpoint, cfg.device, cfg.threads, cfg.kernels)
     if lines is None:
         lines = read_lines(cfg.input)
     progress = cfg.output != "-" and sys.stderr.isatty()  # a bar is for people, not logs
     if cfg.decode.nbest > 1:
-        text = format_nbest(translator.translate_nbest(lines, cfg.decode, progress))
-    else:
-        text = "".join(h + "\n" for h in translator.translate(lines, cfg.decode, progress))
+        text = format_nbest(translator.translate(lines, decode=cfg.decode, progress=progress))
+    else:  # plain strings: the fast path
+        hyps = translator.translate_text(lines, decode=cfg.decode, progress=progress)
+        text = "".join(h + "\n" for h in hyps)
     if cfg.output == "-":
         with naming("standard output"):
             sys.stdout.write(text)

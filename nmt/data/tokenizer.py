@@ -26,8 +26,17 @@ from nmt.rundir import RunDir
 if TYPE_CHECKING:  # annotations only: the data layer need not import Hydra
     from nmt.config import DataConfig
 
+# Every character str.splitlines() ends a line at. A model can emit one (the byte piece
+# <0x0A> decodes to "\n"), and one would shift every later line of the output file.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
 _TOO_SMALL = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
 _TOO_LARGE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
+
+
+def one_line(text: str) -> str:
+    """text with each run of line-break characters replaced by one space: a translation as
+    nmt writes it, one line per input line."""
+    return _LINE_BREAKS.sub(" ", text)
 
 
 def _sample(sentences: Iterable[str], k: int, seed: int) -> list[str]:

@@ -7,7 +7,7 @@ import torch
 from nmt import EOS_ID
 from nmt.config import DecodeConfig
 from nmt.data.batching import make_batch
-from nmt.data.tokenizer import Vocabularies
+from nmt.data.tokenizer import Vocabularies, one_line
 from nmt.evaluate.plots import AttentionMap
 from nmt.model import Seq2Seq
 from nmt.search.greedy import greedy_search
@@ -45,7 +45,7 @@ def attention_maps(
                 src_tokens=vocabs.src.pieces([*src_ids[b], EOS_ID]),
                 tgt_tokens=vocabs.tgt.pieces(out_ids),
                 source=text,
-                output=vocabs.tgt.decode([out_ids])[0],
+                output=one_line(vocabs.tgt.decode([out_ids])[0]),  # as nmt-translate writes it
                 note=note,
             )
         )

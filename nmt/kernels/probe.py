@@ -33,6 +33,10 @@ MARGIN = 0.95
 REPEATS = 10
 DECODE_ROWS = 80  # output-layer rows of a decoding step: 16 sentences × a beam of 5
 TRAIN_ROWS = 1024  # rows of a training product: a chunk of a batch's target tokens
+# below this many weights (hidden × vocabulary; hidden² for training's products) a product
+# takes microseconds: timing it measures noise, so the first, simplest way is kept unmeasured
+# (and a small model, a test's say, computes the same in every process)
+MIN_MEASURED = 1 << 20
 
 
 def _fixed(*shape: int, generator: torch.Generator) -> Tensor:
@@ -59,6 +63,8 @@ def _fastest(candidates: dict[str, Callable[[], object]]) -> tuple[str, dict[str
 @cache
 def fastest_logits(hidden: int, vocab: int, threads: int) -> tuple[str, dict[str, float]]:
     """plain | blocked | onednn: the fastest output layer (hidden → vocab) when decoding."""
+    if hidden * vocab < MIN_MEASURED:
+        return "plain", {}
     g = torch.Generator().manual_seed(0)
     x, weight, bias = (
         _fixed(DECODE_ROWS, hidden, generator=g),
@@ -80,6 +86,8 @@ def fastest_logits(hidden: int, vocab: int, threads: int) -> tuple[str, dict[str
 def fastest_gemm(hidden: int, threads: int) -> tuple[str, dict[str, float]]:
     """blas | onednn: the faster library for training's products at this hidden size: an
     RNN's input projection, its step, and a weight gradient (a transposed left operand)."""
+    if 3 * hidden * hidden < MIN_MEASURED:
+        return "blas", {}
     g = torch.Generator().manual_seed(0)
     x, step = _fixed(TRAIN_ROWS, hidden, generator=g), _fixed(TRAIN_ROWS // 8, hidden, generator=g)
     weight, grad = (

@@ -43,7 +43,7 @@ def test_translate_keeps_one_line_per_input_line_on_stdout(trained_run):
     lines = [pairs[0][0], "", "   ", pairs[1][0]]
     proc = run_cli("translate", f"run={run}", stdin="".join(x + "\n" for x in lines))
     assert proc.returncode == 0, proc.stderr
-    expected = Translator.from_run(run, device="cpu").translate(lines)
+    expected = Translator.load(run, device="cpu").translate_text(lines)
     assert expected[1:3] == ["", ""] and all(expected[::3])
     assert proc.stdout.split("\n")[:-1] == expected
 

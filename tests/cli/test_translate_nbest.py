@@ -41,9 +41,9 @@ def test_nbest_lists_print_id_hypothesis_score_logprob_best_first(trained_run):
     rows = [line.split(" ||| ") for line in proc.stdout.splitlines()]
     assert [r[0] for r in rows] == ["0"] * 3 + ["2"] * 3  # blank line 1: no hypotheses
     assert all(len(r) == 4 for r in rows)
-    translator = Translator.from_run(run, device="cpu")
+    translator = Translator.load(run, device="cpu")
     decode = DecodeConfig(strategy="beam", beam_size=4, alpha=1.0, nbest=3)
-    expected = translator.translate_nbest(lines, decode)
+    expected = [t.nbest for t in translator.translate(lines, decode=decode)]
     for r, h in zip(rows, expected[0] + expected[2], strict=True):
         assert r[1] == h.text
         assert float(r[2]) == pytest.approx(h.score, abs=1e-5)
@@ -51,9 +51,9 @@ def test_nbest_lists_print_id_hypothesis_score_logprob_best_first(trained_run):
     for sent in (rows[:3], rows[3:]):
         scores = [float(r[2]) for r in sent]
         assert scores == sorted(scores, reverse=True)
-    assert all(len({tuple(h.tokens) for h in hyps}) == 3 for hyps in expected[::2])
+    assert all(len({tuple(h.ids) for h in hyps}) == 3 for hyps in expected[::2])
     # the first of each list is what plain translation gives
-    assert translator.translate(lines, decode) == [rows[0][1], "", rows[3][1]]
+    assert translator.translate_text(lines, decode=decode) == [rows[0][1], "", rows[3][1]]
 
 
 def test_nbest_above_beam_size_is_a_one_line_error(trained_run):
@@ -89,7 +89,9 @@ def test_multirun_sweep_writes_one_output_per_job(trained_run, tmp_path):
     assert [p.name for p in (tmp_path / "multirun").iterdir()] == ["translate"]
     outputs = {n: (tmp_path / n).read_text().splitlines() for n in names}
     assert all(len(o) == len(pairs) for o in outputs.values())
-    greedy = Translator.from_run(run, device="cpu").translate([s for s, _ in pairs], DecodeConfig())
+    greedy = Translator.load(run, device="cpu").translate_text(
+        [s for s, _ in pairs], decode=DecodeConfig()
+    )
     assert outputs["hyp.b1.a0.0.txt"] == greedy
 
 

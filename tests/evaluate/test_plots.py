@@ -71,13 +71,13 @@ def test_attention_heatmap_takes_tensors_and_checks_the_token_counts(tmp_path):
 
 
 def test_attention_maps_follow_the_models_greedy_translation(fake_run, test_set):
-    translator = Translator.from_run(fake_run, device="cpu")
+    translator = Translator.load(fake_run, device="cpu")
     sentences = test_set["src"].read_text().splitlines()[:3]
     maps = attention_maps(
         translator.model, translator.vocabs, sentences, [1, 2, 3], translator.config.decode
     )
     assert [m.line for m in maps] == [1, 2, 3]
-    assert [m.output for m in maps] == translator.translate(sentences)
+    assert [m.output for m in maps] == translator.translate_text(sentences)
     for amap, sentence in zip(maps, sentences, strict=True):
         assert amap.weights.shape == (len(amap.tgt_tokens), len(amap.src_tokens))
         assert np.allclose(amap.weights.sum(axis=1), 1.0, atol=1e-5)

@@ -146,7 +146,7 @@ def translations(run: Path, lines: tuple[str, ...]) -> list[str]:
     """What nmt.translator gives for lines in-process: the reference for nmt-translate."""
     from nmt.translator import Translator
 
-    return Translator.from_run(run, device="cpu").translate(list(lines))
+    return Translator.load(run, device="cpu").translate_text(list(lines))
 
 
 def translated_as(*lines: str) -> Callable[[Outcome], None]:

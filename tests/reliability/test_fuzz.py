@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from nmt.config import AttentionConfig, ModelConfig, TrainRunConfig
-from nmt.data.tokenizer import Tokenizer, Vocabularies
+from nmt.data.tokenizer import Tokenizer, Vocabularies, one_line
 from nmt.model import Seq2Seq
-from nmt.translator import Translator, one_line
+from nmt.translator import Translator
 from tests.helpers import toy_pairs
 
 # Lines as read_lines gives them: no "\n" (it ends lines), no surrogates (not UTF-8).
@@ -51,7 +51,7 @@ def translator(tmp_path_factory) -> Translator:
 @SETTINGS
 @given(lines=st.lists(LINE, max_size=6))
 def test_every_input_line_gets_exactly_one_output(translator, lines):
-    out = translator.translate(lines)
+    out = translator.translate_text(lines)
     assert len(out) == len(lines)
     assert all(isinstance(o, str) for o in out)
     assert [o for o, line in zip(out, lines, strict=True) if not line.strip()] == [
@@ -65,7 +65,7 @@ def test_output_lines_never_contain_a_line_break(translator):
     with torch.no_grad():
         translator.model.decoder.output.bias[newline] += 100.0
     try:
-        out = translator.translate(["alpha bravo", "charlie"])
+        out = translator.translate_text(["alpha bravo", "charlie"])
     finally:
         with torch.no_grad():
             translator.model.decoder.output.bias[newline] -= 100.0

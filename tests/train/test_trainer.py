@@ -28,9 +28,9 @@ def test_tiny_corpus_is_overfit_to_exact_translations(tmp_path):
     train_losses = [float(r["loss"]) for r in rows if r["split"] == "train"]
     assert train_losses[-1] < 0.05 < train_losses[0]
     # the run directory alone translates, exactly
-    translator = Translator.from_run(run, device="cpu")
+    translator = Translator.load(run, device="cpu")
     sources = [s for s, _ in pairs] + [""]
-    assert translator.translate(sources) == [t for _, t in pairs] + [""]
+    assert translator.translate_text(sources) == [t for _, t in pairs] + [""]
     for name in (
         "config.yaml",
         "spm.model",

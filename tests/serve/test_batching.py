@@ -1,0 +1,127 @@
+"""The micro-batching queue alone, with a stand-in model: who shares a call, and who does not."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from nmt.serve.batching import MicroBatcher
+
+
+class Model:
+    """Upper-cases items; records each call; the first call waits until released."""
+
+    def __init__(self, hold_first: bool = True) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+
+    def __call__(self, key, items):
+        self.release.wait(10)
+        self.calls.append((key, list(items)))
+        if "boom" in items:
+            raise ValueError("boom")
+        return [f"{key}:{x.upper()}" for x in items]
+
+
+async def _with_batcher(model, fn, **kwargs):
+    with ThreadPoolExecutor(1) as pool:
+        batcher = MicroBatcher(model, pool, **kwargs)
+        batcher.start()
+        try:
+            return await asyncio.wait_for(fn(batcher), 20)
+        finally:
+            model.release.set()
+            await batcher.stop()
+
+
+async def _queued(batcher, n: int) -> None:
+    while batcher.queued < n:
+        await asyncio.sleep(0.001)
+
+
+def test_requests_waiting_together_share_one_call_in_arrival_order():
+    model = Model()
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit("k", ["a"]))
+        await asyncio.sleep(0.05)  # the first call runs (held); the next ones queue
+        rest = [asyncio.ensure_future(b.submit("k", [x, x + x])) for x in "bcd"]
+        await _queued(b, 6)
+        model.release.set()
+        return await asyncio.gather(first, *rest)
+
+    answers = asyncio.run(_with_batcher(model, go, max_wait_s=0.001))
+    assert answers == [["k:A"], ["k:B", "k:BB"], ["k:C", "k:CC"], ["k:D", "k:DD"]]
+    assert model.calls == [("k", ["a"]), ("k", ["b", "bb", "c", "cc", "d", "dd"])]
+
+
+def test_different_keys_are_never_mixed_and_the_oldest_goes_first():
+    model = Model()
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit("x", ["0"]))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(b.submit(k, [k])) for k in ["y", "x", "y", "z"]]
+        await _queued(b, 4)
+        model.release.set()
+        return await asyncio.gather(first, *rest)
+
+    answers = asyncio.run(_with_batcher(model, go))
+    assert answers == [["x:0"], ["y:Y"], ["x:X"], ["y:Y"], ["z:Z"]]
+    assert model.calls == [("x", ["0"]), ("y", ["y", "y"]), ("x", ["x"]), ("z", ["z"])]
+
+
+def test_a_batch_holds_at_most_max_batch_items_but_a_large_request_is_not_refused():
+    model = Model()
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit("k", ["0"]))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(b.submit("k", items)) for items in (["a"] * 5, ["b"] * 2)]
+        rest += [asyncio.ensure_future(b.submit("k", ["c"] * 2))]
+        await _queued(b, 9)
+        model.release.set()
+        return await asyncio.gather(first, *rest)
+
+    asyncio.run(_with_batcher(model, go, max_batch=4))
+    assert [len(items) for _, items in model.calls] == [1, 5, 4]
+
+
+def test_a_failing_call_fails_its_own_requests_only():
+    model = Model()
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit("k", ["0"]))
+        await asyncio.sleep(0.05)
+        bad = asyncio.ensure_future(b.submit("bad", ["boom"]))
+        good = asyncio.ensure_future(b.submit("k", ["fine"]))
+        await _queued(b, 2)
+        model.release.set()
+        assert await first == ["k:0"] and await good == ["k:FINE"]
+        with pytest.raises(ValueError, match="boom"):
+            await bad
+        return await b.submit("k", ["after"])  # the queue goes on
+
+    assert asyncio.run(_with_batcher(model, go)) == ["k:AFTER"]
+
+
+def test_a_cancelled_request_is_not_sent_to_the_model():
+    model = Model()
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit("k", ["0"]))
+        await asyncio.sleep(0.05)
+        gone = asyncio.ensure_future(b.submit("k", ["gone"]))
+        kept = asyncio.ensure_future(b.submit("k", ["kept"]))
+        await _queued(b, 2)
+        gone.cancel()  # the client disconnected
+        model.release.set()
+        return await asyncio.gather(first, kept)
+
+    assert asyncio.run(_with_batcher(model, go)) == [["k:0"], ["k:KEPT"]]
+    assert model.calls == [("k", ["0"]), ("k", ["kept"])]
