@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from kvargs import parse_kv
-from speed_common import HERE, cpu_info, load
+from speed_common import HERE, cpu_info, load, write_results
 
 DEFAULTS = {
     "before": "",
@@ -117,10 +117,7 @@ def main(argv: list[str]) -> None:
         before, after = (statistics.median(get(m) for m in runs[n]) for n in trees)
         table.append({"row": label, "before": before, "after": after, "ratio": after / before})
         print(f"{label:<22} {before:9.1f} {after:9.1f} {after / before:15.3f}")
-    report = {"args": a, "cpu": cpu_info(), "table": table, "runs": runs}
-    Path(a["json"]).parent.mkdir(parents=True, exist_ok=True)
-    Path(a["json"]).write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {a['json']}")
+    write_results(a["json"], a, table, runs)
 
 
 if __name__ == "__main__":

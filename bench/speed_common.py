@@ -78,6 +78,14 @@ def timed_run(cmd: list[str], log: Path, threads: int, limit_s: float = 0) -> di
     }
 
 
+def write_results(path: str | Path, args: dict, table: list[dict], runs: dict) -> None:
+    """A benchmark's table and raw runs as JSON at path, with the CPU and load they ran on."""
+    report = {"args": args, "cpu": cpu_info(), "load_at_end": load(), "table": table, "runs": runs}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwrote {path}")
+
+
 def save(work: Path, stage: str, result: dict) -> None:
     (work / "results").mkdir(parents=True, exist_ok=True)
     (work / "results" / f"{stage}.json").write_text(json.dumps(result, indent=2) + "\n")

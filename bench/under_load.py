@@ -20,10 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from kvargs import parse_kv
-from speed_common import HERE, cpu_info, load
+from speed_common import HERE, cpu_info, load, write_results
 
 DEFAULTS = {
     "work": str(HERE / "work"),
@@ -80,10 +79,7 @@ def main(argv: list[str]) -> None:
         idle, loaded = statistics.median(r["idle"]), statistics.median(r["loaded"])
         table.append({"setting": setting, "idle": idle, "loaded": loaded, "ratio": loaded / idle})
         print(f"{setting:<12} {idle:10.0f} {loaded:12.0f} {loaded / idle:13.2f}")
-    report = {"args": a, "cpu": cpu_info(), "table": table, "runs": runs}
-    Path(a["json"]).parent.mkdir(parents=True, exist_ok=True)
-    Path(a["json"]).write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {a['json']}")
+    write_results(a["json"], a, table, runs)
 
 
 if __name__ == "__main__":
