@@ -9,6 +9,7 @@ call these same methods. Results are typed `Record`s: `.to_json()` gives plain J
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,10 +191,7 @@ class Translator:
         """One detokenised translation per input line, itself one line; blank lines stay
         blank. The best hypothesis only, as plain strings: nmt-translate's fast path."""
         cfg = self.decode_config(decode, **options)
-        todo = [i for i, line in enumerate(lines) if line.strip()]
-        src_ids = self.vocabs.src.encode([lines[i] for i in todo])
-        with tqdm(total=len(todo), disable=not progress, unit="sent") as bar:
-            hyp_ids = decode_ids(self.model, src_ids, cfg, self.device, bar.update)
+        todo, _, hyp_ids = self._search_nonblank(lines, cfg, progress, decode_ids)
         out = [""] * len(lines)
         for i, hyp in zip(todo, self.vocabs.tgt.decode(hyp_ids), strict=True):
             out[i] = one_line(hyp)
@@ -213,10 +211,7 @@ class Translator:
         attention=True each carries its attention matrix (T_out, S)."""
         lines = [sentences] if isinstance(sentences, str) else list(sentences)
         cfg = self.decode_config(decode, **options)
-        todo = [i for i, line in enumerate(lines) if line.strip()]
-        src_ids = self.vocabs.src.encode([lines[i] for i in todo])
-        with tqdm(total=len(todo), disable=not progress, unit="sent") as bar:
-            results = decode_nbest(self.model, src_ids, cfg, self.device, bar.update)
+        todo, src_ids, results = self._search_nonblank(lines, cfg, progress, decode_nbest)
         out = [Translation("", 0.0, 0.0, [], [], []) for _ in lines]
         for i, ids, result in zip(todo, src_ids, results, strict=True):
             src_tokens = self.vocabs.src.pieces([*ids, EOS_ID])
@@ -224,6 +219,17 @@ class Translator:
             if hyps:  # search returns at least one hypothesis for every sentence
                 out[i] = dataclasses.replace(hyps[0], nbest=hyps if cfg.nbest > 1 else [])
         return out
+
+    def _search_nonblank(
+        self, lines: list[str], cfg: DecodeConfig, progress: bool, search: Callable
+    ) -> tuple[list[int], list[list[int]], list]:
+        """The positions of the non-blank lines, their source ids, and `search` (decode_ids or
+        decode_nbest) over them, with a progress bar if asked."""
+        todo = [i for i, line in enumerate(lines) if line.strip()]
+        src_ids = self.vocabs.src.encode([lines[i] for i in todo])
+        with tqdm(total=len(todo), disable=not progress, unit="sent") as bar:
+            found = search(self.model, src_ids, cfg, self.device, bar.update)
+        return todo, src_ids, found
 
     def _hypotheses(
         self, result: SearchResult, src_tokens: list[str], attention: bool
