@@ -1,9 +1,9 @@
 """Decoding speed of greedy and beam search on a trained run: sentences per second.
 
     python bench/beam_speed.py run=DIR input=FILE json=OUT.json \
-        [beams=1,5,10] [batches=1,16,64] [limit=0] [repeat=1] [hyp_dir=DIR] [threads=0] \
+        [beams=1,5,10] [batches=1,16,64] [limit=0] [repeat=1] [hyp_dir=DIR] [threads=auto] \
         [length_penalty=norm] [alpha=1.0] [stops=exact] [checkpoint=best] [device=cpu]
-        [kernels=auto]
+        [kernels=auto] [precision=fp32] [quantize=none]
 
 Trains nothing. Each strategy (greedy, then beam search at each width) translates the
 first `limit` lines of `input` (0 = all) at each batch size, after one warm-up batch,
@@ -41,13 +41,15 @@ DEFAULTS = {
     "limit": "0",
     "repeat": "1",
     "hyp_dir": "",
-    "threads": "0",
+    "threads": "auto",  # auto | N | 0, as nmt-translate's threads=
     "length_penalty": "norm",
     "alpha": "1.0",
     "stops": "exact",
     "checkpoint": "best",
     "device": "cpu",
     "kernels": "auto",  # nmt/kernels: auto | plain | blas | onednn
+    "precision": "fp32",  # decode.precision: fp32 | bf16 | fp16
+    "quantize": "none",  # decode.quantize: none | int8
 }
 
 
@@ -62,7 +64,8 @@ def parse_args(argv: list[str]) -> dict[str, str]:
 
 def configs(args: dict[str, str]) -> list[tuple[str, DecodeConfig]]:
     """(label, decode config) for greedy and each beam width, before the batch size is set."""
-    out = [("greedy", DecodeConfig(strategy="greedy"))]
+    low = {"precision": args["precision"], "quantize": args["quantize"]}
+    out = [("greedy", DecodeConfig(strategy="greedy", **low))]
     for stop in args["stops"].split(","):
         for k in (int(b) for b in args["beams"].split(",")):
             beam = DecodeConfig(
@@ -71,6 +74,7 @@ def configs(args: dict[str, str]) -> list[tuple[str, DecodeConfig]]:
                 length_penalty=args["length_penalty"],
                 alpha=float(args["alpha"]),
                 stop=stop,
+                **low,
             )
             out.append((f"beam{k}" if stop == "exact" else f"beam{k}-{stop}", beam))
     return out
@@ -91,9 +95,8 @@ def timed(
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    threads = int(args["threads"])
     translator = Translator.load(
-        args["run"], args["checkpoint"], args["device"], threads, args["kernels"]
+        args["run"], args["checkpoint"], args["device"], args["threads"], args["kernels"]
     )
     lines = [line for line in read_lines(args["input"]) if line.strip()]
     if int(args["limit"]):
@@ -131,7 +134,10 @@ def main(argv: list[str]) -> None:
         "run": str(Path(args["run"]).resolve()),
         "input": str(Path(args["input"]).resolve()),
         "sentences": len(lines),
-        "threads": torch.get_num_threads(),
+        "threads": args["threads"],
+        "tuner": translator.model.kernels.tuner.describe()
+        if translator.model.kernels.tuner
+        else None,
         "repeat": int(args["repeat"]),
         "load_average_at_start": load_at_start,
         "load_average_at_end": os.getloadavg(),

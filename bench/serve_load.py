@@ -1,7 +1,7 @@
 """Load on nmt-serve from a bounded loopback client, against nmt-translate on the same sentences.
 
     python bench/serve_load.py run=DIR input=FILE [limit=512] [concurrency=1,8,32]
-        [requests=256] [per_request=1] [beam_size=1] [alpha=0.0] [threads=0] [device=cpu]
+        [requests=256] [per_request=1] [beam_size=1] [alpha=0.0] [threads=auto] [device=cpu]
         [max_wait_ms=5] [max_batch=64] [json=bench/results/DATE-serve-load.json]
 
 A benchmark, not a test; run it on a quiet machine. It measures, on the first `limit`
@@ -51,7 +51,7 @@ DEFAULTS = {
     "per_request": "1",  # sentences per request
     "beam_size": "1",
     "alpha": "0.0",
-    "threads": "0",
+    "threads": "auto",
     "device": "cpu",
     "max_wait_ms": "5",
     "max_batch": "64",
@@ -95,7 +95,7 @@ def cli_in_process(args: dict, lines: list[str]) -> dict:
     """nmt-translate's code path with the model loaded: batched, then each sentence alone."""
     from nmt.translator import Translator
 
-    translator = Translator.load(args["run"], device=args["device"], threads=int(args["threads"]))
+    translator = Translator.load(args["run"], device=args["device"], threads=args["threads"])
     beam = int(args["beam_size"])
     options = {"beam_size": beam, "alpha": float(args["alpha"]), "batch_size": 64}
     options["strategy"] = "beam" if beam > 1 else "greedy"

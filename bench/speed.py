@@ -2,7 +2,7 @@
 
     python bench/speed.py [stages=prepare,train,budget,decode,shared,growth,flops,report]
         [work=bench/work] [threads=2] [warmup=10] [updates=60] [repeat=2]
-        [budget_min=10] [beams=1,2,5,10,20] [peer_growth=false]
+        [budget_min=10] [beams=1,2,5,10,20] [peer_growth=false] [results=bench/results]
 
 Stages (each writes work/results/<stage>.json, so one can be rerun alone; `report` reads
 them all and prints the table, writes work/speed.json and work/growth.png):
@@ -28,7 +28,15 @@ them all and prints the table, writes work/speed.json and work/growth.png):
 - flops:   the fp32 matmul limit (torch.mm and oneDNN) and FLOPs per target token
   (bench/flops.py).
 
-Each figure is stored with the load average (/proc/loadavg) at its start and end.
+Each figure is stored with the load average (/proc/loadavg) at its start and end. With
+busy=N every stage but prepare and report runs beside N processes spinning a core each and
+writes work/results/<stage>-busy.json; the report then adds each toolkit's loaded ÷ idle
+training speed (issue 23: ours ≥ 0.4 of idle and ≥ 2.5× JoeyNMT's loaded figure). Every
+run, whatever its stages, ends by writing `results`/<date>-<cpu>.json (bench/results/ by
+default; <cpu> a slug such as intel-xeon-processor-avx512-amx): the CPU model and flags,
+torch's and the peers' versions, the threads, the load at the run's start, at each stage and
+at its end, every figure and ratio of the table from what work/results holds, the stages
+not measured yet, and those stages' results.
 
 The stages live beside this file: speed_train.py (prepare, train, budget, flops),
 speed_decode.py (decode, shared), speed_growth.py (growth), speed_report.py (report; the
@@ -46,7 +54,7 @@ from kvargs import parse_kv
 from speed_common import HERE, PEER, joey_python, load, save
 from speed_decode import decode, shared
 from speed_growth import growth
-from speed_report import report
+from speed_report import report, write_run
 from speed_train import budget, flops, ours_budget, prepare, train_speed
 
 DEFAULTS = {
@@ -62,6 +70,8 @@ DEFAULTS = {
     "beams": "1,2,5,10,20",
     "peer_growth": "false",
     "decode_limit": "0",
+    "results": str(HERE / "results"),
+    "busy": "0",  # stages run beside this many processes spinning a core each
 }
 STAGES = {
     "prepare": prepare,
@@ -76,6 +86,11 @@ STAGES = {
 __all__ = ["STAGES", "main", "ours_budget"]  # ours_budget: bench/README.md calls it directly
 
 
+def spin(n: int) -> list[subprocess.Popen]:
+    """n processes that each keep a core busy (`while True: pass`), as another job would."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def main(argv: list[str]) -> None:
     a = parse_kv(argv, DEFAULTS)
     work = Path(a["work"]).resolve()
@@ -87,11 +102,21 @@ def main(argv: list[str]) -> None:
         sys.exit(f"error: stages={a['stages']}: each one of {', '.join(STAGES)}")
     if set(stages) & {"train", "budget", "decode", "shared"} and not Path(joey_python()).exists():
         subprocess.run(["bash", str(PEER / "setup.sh")], check=True)
+    loads = {"start": load(), "stages": {}}  # 1, 5 and 15-minute load averages
+    busy = int(a["busy"])
     for stage in stages:
-        print(f"== {stage} (load {load()})", flush=True)
-        result = STAGES[stage](a, work)
-        if stage != "report":
-            save(work, stage, dict(result, args=a))
+        spinners = spin(busy) if stage not in ("prepare", "report") else []
+        loads["stages"][stage] = load()
+        print(f"== {stage} (load {loads['stages'][stage]}, {busy} busy)", flush=True)
+        try:
+            result = STAGES[stage](a, work)
+        finally:
+            for p in spinners:
+                p.kill()
+                p.wait()
+        if stage != "report":  # beside busy processes: <stage>-busy.json, beside the idle one
+            save(work, stage + ("-busy" if busy else ""), dict(result, args=a, busy=busy))
+    write_run(a, work, loads)
 
 
 if __name__ == "__main__":

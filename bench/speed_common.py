@@ -16,6 +16,7 @@ from string import Template
 
 HERE = Path(__file__).resolve().parent
 PEER = HERE / "peers" / "joeynmt"
+ONMT = HERE / "peers" / "opennmt"  # the second peer, where its venv installs (setup.sh)
 OURS_BIN = Path(sys.executable).parent
 SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
 OURS_MODEL = [
@@ -49,6 +50,17 @@ def cpu_info() -> dict:
     }
 
 
+def cpu_slug(info: dict) -> str:
+    """A short file-name slug of the processor: its model name without trademarks, clock
+    and "CPU", then its widest vector unit and AMX (intel-xeon-processor-avx512-amx)."""
+    name = re.sub(r"\((r|tm)\)|@.*$|\bcpu\b", " ", info["model"].lower())
+    words = re.findall(r"[a-z0-9]+", name)
+    flags = set(info["flags"])
+    words += ["avx512"] if "avx512f" in flags else ["avx2"] if "avx2" in flags else []
+    words += ["amx"] if "amx_bf16" in flags else []
+    return "-".join(words) or "unknown"
+
+
 def env(threads: int) -> dict[str, str]:
     e = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     e.pop("CUDA_VISIBLE_DEVICES", None)
@@ -78,9 +90,13 @@ def timed_run(cmd: list[str], log: Path, threads: int, limit_s: float = 0) -> di
     }
 
 
-def write_results(path: str | Path, args: dict, table: list[dict], runs: dict) -> None:
-    """A benchmark's table and raw runs as JSON at path, with the CPU and load they ran on."""
-    report = {"args": args, "cpu": cpu_info(), "load_at_end": load(), "table": table, "runs": runs}
+def write_results(
+    path: str | Path, args: dict, table: list[dict], runs: dict, extra: dict | None = None
+) -> None:
+    """A benchmark's table and raw runs as JSON at path, with the CPU and load they ran on
+    (and `extra`'s keys: versions, threads, ...)."""
+    report = {"args": args, "cpu": cpu_info(), "load_at_end": load(), **(extra or {})}
+    report.update(table=table, runs=runs)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {path}")
@@ -145,6 +161,19 @@ def joey_config(work: Path, model_dir: Path, **values) -> Path:
     return path
 
 
+def peer_versions() -> dict:
+    """Each peer's toolkit and torch versions, asked of its own venv (none: not made)."""
+    out = {}
+    for name, folder, module in (("joeynmt", PEER, "joeynmt"), ("opennmt-py", ONMT, "onmt")):
+        python = folder / ".venv" / "bin" / "python"
+        code = f"import {module}, torch; print({module}.__version__, torch.__version__)"
+        if python.exists():
+            proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+            last = proc.stdout.split()[-2:] if proc.returncode == 0 else []
+            out[name] = dict(zip(("version", "torch"), last, strict=False))
+    return out
+
+
 def joey_python() -> str:
     return str(PEER / ".venv" / "bin" / "python")
 
@@ -167,3 +196,44 @@ JOEY_LOG = re.compile(r"Step:\s+(\d+),.*Tokens per Sec:\s+(\d+)")
 def joey_rates(model_dir: Path, warmup: int) -> list[float]:
     steps = JOEY_LOG.findall((model_dir / "train.log").read_text())
     return [float(rate) for step, rate in steps if int(step) > warmup]
+
+
+def onmt_config(work: Path, model_dir: Path, **values) -> Path:
+    """An OpenNMT-py config from peers/opennmt/config.yaml.in for a model directory."""
+    fill = dict(
+        model_dir=model_dir,
+        data=work / "data",
+        vocab=work / "vocab.txt",
+        spm=work / "spm.model",
+        gpu_ranks="[]",
+        updates=10**9,
+        validation_freq=10**9,
+        logging_freq=10,
+        save_every=10**9,
+    )
+    fill.update(values)
+    text = Template((ONMT / "config.yaml.in").read_text()).substitute(fill)
+    path = model_dir.parent / f"{model_dir.name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def onmt_python() -> str:
+    return str(ONMT / ".venv" / "bin" / "python")
+
+
+def onmt_train(config: Path, model_dir: Path) -> list[str]:
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    model_dir.mkdir(parents=True)
+    return [onmt_python(), "-m", "onmt.bin.train", "-config", str(config)]
+
+
+# "Step 10/   70; acc: ...; 1234/1345 tok/s;": source, then target (non-padding) tokens/s
+ONMT_LOG = re.compile(r"Step\s+(\d+)(?:/\s*\d+)?;.*?(\d+)/\s*(\d+) tok/s")
+
+
+def onmt_rates(log: Path, warmup: int) -> list[float]:
+    """Target tokens/s of each OpenNMT-py report after `warmup` updates, from its log."""
+    steps = ONMT_LOG.findall(log.read_text())
+    return [float(tgt) for step, _, tgt in steps if int(step) > warmup]

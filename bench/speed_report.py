@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 from pathlib import Path
 
-from speed_common import read
+from speed_common import cpu_info, cpu_slug, load, peer_versions, read, write_results
 from speed_plot import plot, print_growth
 
 SIDES = ("ours", "joeynmt")
@@ -25,6 +26,15 @@ SHARED_SPEEDS = (
     ("beam5, same weights, both early", "beam5-early", 5.0),
 )
 OUTPUTS = ("greedy", "b5", "b5-early")  # the hypothesis files of our searches
+# what each measured stage gives the table, for the line naming the stages not run yet
+GIVES = {
+    "train": "training tokens/s, peak RSS; MFU with flops",
+    "budget": "equal-budget models, which decode measures",
+    "decode": "greedy and beam-5 sentences/s, BLEU after the budget",
+    "shared": "decoding speed on one set of weights in both toolkits",
+    "growth": "decode time against beam width",
+    "flops": "the matmul limit of MFU",
+}
 
 
 def paired(runs: list[dict], value) -> tuple[float, float, float, list]:
@@ -190,10 +200,30 @@ def growth_rows(gr: dict) -> list[dict]:
     return [row(name, t10[0] if t10 else None, None, float("nan"), goal, ok, loads)]
 
 
+def loaded_rows(tr: dict, busy: dict) -> list[dict]:
+    """Training beside busy processes (the train-busy stage) against idle (train)."""
+    o, j, r, ld = paired(busy["runs"], mean_rate)
+    oi, ji, _, _ = paired(tr["runs"], mean_rate)
+    n = busy.get("busy", 1)
+    return [
+        row(f"train tok/s beside {n} busy", round(o), round(j), r, ">= 2.5x", r >= 2.5, ld),
+        row(
+            "train loaded ÷ idle",
+            o / oi,
+            j / ji,
+            div(o / oi, j / ji),
+            "ours >= 0.4",
+            o >= 0.4 * oi,
+            ld,
+        ),
+    ]
+
+
 def table(results: dict[str, dict]) -> list[dict]:
     """The table's rows from each stage's results (a stage not run: {})."""
     tr, bu, de, sh, gr, fl = (results[s] for s in MEASURED)
     rows = train_rows(tr) if tr else []
+    rows += loaded_rows(tr, results["train-busy"]) if tr and results.get("train-busy") else []
     rows += decode_rows(de, bu) if de else []
     rows += budget_rows(bu) if bu else []
     rows += shared_rows(sh) if sh else []
@@ -215,11 +245,40 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def missing(results: dict[str, dict]) -> list[str]:
+    """The measured stages with no results file yet (the table leaves their rows out)."""
+    return [stage for stage in MEASURED if not results[stage]]
+
+
+def write_run(a: dict, work: Path, loads: dict) -> Path:
+    """bench/results/<date>-<cpu>.json (`results` folder): the machine, torch's and the peers'
+    versions, the threads, the load during the run (`loads`), every figure and ratio of the
+    table, the stages not measured, and each stage's results as work/results holds them."""
+    import torch
+
+    results = {stage: read(work, stage) for stage in (*MEASURED, "train-busy")}
+    cpu = cpu_info()
+    extra = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "torch": torch.__version__,
+        "peers": peer_versions(),
+        "threads": int(a["threads"]),
+        "torch_threads": torch.get_num_threads(),
+        "load": {**loads, "end": load()},
+        "missing": missing(results),
+    }
+    path = Path(a["results"]) / f"{time.strftime('%Y-%m-%d')}-{cpu_slug(cpu)}.json"
+    write_results(path, a, table(results), results, extra)
+    return path
+
+
 def report(a: dict, work: Path) -> dict:
     """Print the table (and the growth curves), write work/speed.json (and work/growth.png)."""
-    results = {stage: read(work, stage) for stage in MEASURED}
+    results = {stage: read(work, stage) for stage in (*MEASURED, "train-busy")}
     rows = table(results)
     print_table(rows)
+    for stage in missing(results):
+        print(f"not measured: {stage} ({GIVES[stage]}); run bench/speed.py stages={stage}")
     gr = results["growth"]
     if gr:
         print_growth(gr)

@@ -2,7 +2,7 @@
 change undone, on the issue-7 comparison model and real Multi30k batches.
 
     python bench/train_ablation.py [work=bench/work] [sentences=2000] [threads=2]
-        [rounds=2] [json=bench/work/ablation.json]
+        [rounds=2] [variants=current,...] [json=bench/work/ablation.json]
 
 Needs `bench/speed.py stages=prepare` first (the text and the SentencePiece model in work).
 Each variant runs in a process of its own (so its peak RSS is its own), over the same
@@ -18,7 +18,9 @@ Variants:
 - `plain-loss`: `optim.loss_chunk=0`: whole-batch logits, log-softmax, cross-entropy;
 - `slice-steps`: teacher forcing reads `emb[:, t:t+1]` per step instead of one split;
 - `source-first`: batches bucketed by source length first (target padding 13% vs 0.5%);
-- `adam-default`: torch's default (foreach) Adam instead of the fused kernel.
+- `adam-default`: torch's default (foreach) Adam instead of the fused kernel;
+- `bf16`: `train.precision=bf16` (autocast; fp32 on a CPU without AVX512-BF16/AMX): not an
+  undone change but the one that is offered, timed beside the others.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ VARIANTS = [
     "slice-steps",
     "source-first",
     "adam-default",
+    "bf16",
 ]
 DEFAULTS = {
     "work": str(HERE / "work"),
@@ -54,6 +57,7 @@ DEFAULTS = {
     "rounds": "2",
     "json": str(HERE / "work" / "ablation.json"),
     "variant": "",  # run this one variant in this process (how the rounds call it)
+    "variants": ",".join(VARIANTS),
 }
 
 
@@ -95,7 +99,8 @@ def run_variant(variant: str, work: Path, sentences: int, threads: int) -> dict:
     # what the trainer selects (nmt/kernels), or the variant's kernels
     name = {"blas-matmul": "blas", "onednn-matmul": "onednn", "plain": "plain"}.get(variant, "auto")
     cpu, output = torch.device("cpu"), net.decoder.output
-    kernels, measured = select(name, cpu, output, optim.loss_chunk, training=True)
+    precision = "bf16" if variant == "bf16" else "fp32"
+    kernels, measured = select(name, cpu, output, optim.loss_chunk, True, None, precision)
     net.use(kernels)
     if variant == "adam-default":
         optimizer = torch.optim.Adam(net.parameters(), lr=optim.lr)
@@ -149,9 +154,14 @@ def main(argv: list[str]) -> None:
         return
     if not (work / "spm.model").is_file():
         sys.exit(f"error: {work}/spm.model not found; run bench/speed.py stages=prepare first")
-    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    variants = args["variants"].split(",")
+    if unknown := set(variants) - set(VARIANTS):
+        sys.exit(f"error: variants: {', '.join(sorted(unknown))} unknown; known: {VARIANTS}")
+    if "current" not in variants:
+        sys.exit("error: variants must hold current, the figure the others are compared with")
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
     for r in range(int(args["rounds"])):
-        for variant in VARIANTS if r % 2 == 0 else VARIANTS[::-1]:
+        for variant in variants if r % 2 == 0 else variants[::-1]:
             cmd = [sys.executable, __file__, f"variant={variant}", *argv]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             runs[variant].append(json.loads(out.strip().splitlines()[-1]))

@@ -1,15 +1,20 @@
-"""Training speed idle and beside busy processes, per thread setting (issue 23: measure first).
+"""Training and decoding speed idle and beside busy processes, per thread setting (issue 23).
 
-    python bench/under_load.py [work=bench/work] [sentences=1000] [rounds=2] [busy=1]
-        [settings=t2,t1,t2-passive,t2-spin0] [json=bench/results/<date>-under-load.json]
+    python bench/under_load.py [task=train|decode] [work=bench/work] [sentences=1000]
+        [rounds=2] [busy=1] [settings=t2,t1,t2-passive,t2-spin0]
+        [run=DIR] [input=FILE] [limit=300] [beams=5]
+        [json=bench/results/<date>-under-load[-decode].json]
 
-Each setting runs bench/train_ablation.py's `current` variant (the trainer's step on real
-Multi30k batches; needs bench/speed.py stages=prepare) in a process of its own, idle and then
+task=train runs bench/train_ablation.py's `current` variant (the trainer's step on real
+Multi30k batches; needs bench/speed.py stages=prepare): target tokens/s. task=decode runs
+bench/beam_speed.py on a trained run (greedy and beam `beams`, batch 64, the first `limit`
+lines of `input`): sentences/s. Each setting runs in a process of its own, idle and then
 beside `busy` processes that spin a core each (`while True: pass`), rounds alternating the
-order. Settings: tN = N torch threads; -passive adds OMP_WAIT_POLICY=PASSIVE (OpenMP threads
+order. Settings: tN = N torch threads, tauto = threads=auto (decoding: the count tuned batch
+by batch, nmt/kernels/threads.py); -passive adds OMP_WAIT_POLICY=PASSIVE (OpenMP threads
 sleep at once instead of spinning after a parallel region); -spin0, -spin10k add
 GOMP_SPINCOUNT=0 or 10000 (libgomp, which torch's CPU wheels use, spins 300,000 times by default).
-The table gives median tokens/s idle and loaded and loaded ÷ idle.
+The table gives the median of each figure idle and loaded and loaded ÷ idle.
 """
 
 from __future__ import annotations
@@ -19,18 +24,26 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from kvargs import parse_kv
 from speed_common import HERE, cpu_info, load, write_results
 
 DEFAULTS = {
+    "task": "train",
     "work": str(HERE / "work"),
     "sentences": "1000",
     "rounds": "2",
     "busy": "1",
     "settings": "t2,t1,t2-passive,t2-spin0",
-    "json": str(HERE / "results" / f"{time.strftime('%Y-%m-%d')}-under-load.json"),
+    "run": "",
+    "input": os.path.join(
+        os.environ.get("NMT_MULTI30K", "../shared/data/multi30k"), "test_2016_flickr.de.gz"
+    ),
+    "limit": "300",
+    "beams": "5",
+    "json": "",
 }
 EXTRA_ENV = {
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
@@ -39,16 +52,40 @@ EXTRA_ENV = {
 }
 
 
-def train(setting: str, a: dict) -> float:
-    """tokens/s of one train_ablation `current` run under this setting."""
+def environment(setting: str) -> tuple[str, dict[str, str]]:
+    """A setting's thread count (a number or auto) and the environment it runs in."""
     threads, *extra = setting.removeprefix("t").split("-")
-    env = dict(os.environ, OMP_NUM_THREADS=threads)
+    env = dict(os.environ)
+    if threads != "auto":
+        env["OMP_NUM_THREADS"] = threads
     for name in extra:
         env.update(EXTRA_ENV[name])
+    return threads, env
+
+
+def train(setting: str, a: dict) -> dict[str, float]:
+    """Target tokens/s of one train_ablation `current` run under this setting."""
+    threads, env = environment(setting)
     cmd = [sys.executable, str(HERE / "train_ablation.py"), "variant=current"]
     cmd += [f"work={a['work']}", f"sentences={a['sentences']}", f"threads={threads}"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["tokens_per_s"]
+    return {"train tok/s": json.loads(out.strip().splitlines()[-1])["tokens_per_s"]}
+
+
+def decode(setting: str, a: dict) -> dict[str, float]:
+    """Greedy and beam sentences/s of one beam_speed run under this setting."""
+    threads, env = environment(setting)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "speed.json")
+        cmd = [sys.executable, str(HERE / "beam_speed.py"), f"run={a['run']}"]
+        cmd += [f"input={a['input']}", f"json={out}", f"beams={a['beams']}", "batches=64"]
+        cmd += [f"limit={a['limit']}", f"threads={threads}"]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+        with open(out) as f:
+            rows = json.load(f)["results"]
+    return {f"{r['strategy']} sent/s": r["sentences_per_s"] for r in rows}
 
 
 def busy(n: int) -> list[subprocess.Popen]:
@@ -57,15 +94,20 @@ def busy(n: int) -> list[subprocess.Popen]:
 
 def main(argv: list[str]) -> None:
     a = parse_kv(argv, DEFAULTS)
+    if a["task"] not in ("train", "decode") or (a["task"] == "decode" and not a["run"]):
+        sys.exit("error: task=train, or task=decode with run=DIR (a trained run directory)")
+    name = "under-load" if a["task"] == "train" else "under-load-decode"
+    a["json"] = a["json"] or str(HERE / "results" / f"{time.strftime('%Y-%m-%d')}-{name}.json")
+    measure = train if a["task"] == "train" else decode
     settings = a["settings"].split(",")
-    runs: dict[str, dict[str, list[float]]] = {s: {"idle": [], "loaded": []} for s in settings}
+    runs: dict[str, dict[str, list[dict]]] = {s: {"idle": [], "loaded": []} for s in settings}
     print(f"cpu: {cpu_info()}; load {load()}", flush=True)
     for r in range(int(a["rounds"])):
         for state in ("idle", "loaded") if r % 2 == 0 else ("loaded", "idle"):
             spinners = busy(int(a["busy"])) if state == "loaded" else []
             try:
                 for setting in settings:
-                    runs[setting][state].append(train(setting, a))
+                    runs[setting][state].append(measure(setting, a))
                     print(
                         f"round {r + 1} {state} {setting}: {runs[setting][state][-1]}", flush=True
                     )
@@ -74,11 +116,14 @@ def main(argv: list[str]) -> None:
                     p.kill()
                     p.wait()
     table = []
-    print(f"\n{'setting':<12} {'idle tok/s':>10} {'loaded tok/s':>12} {'loaded ÷ idle':>13}")
+    print(f"\n{'setting':<14} {'figure':<16} {'idle':>8} {'loaded':>8} {'loaded ÷ idle':>13}")
     for setting, r in runs.items():
-        idle, loaded = statistics.median(r["idle"]), statistics.median(r["loaded"])
-        table.append({"setting": setting, "idle": idle, "loaded": loaded, "ratio": loaded / idle})
-        print(f"{setting:<12} {idle:10.0f} {loaded:12.0f} {loaded / idle:13.2f}")
+        for figure in r["idle"][0]:
+            idle = statistics.median(x[figure] for x in r["idle"])
+            loaded = statistics.median(x[figure] for x in r["loaded"])
+            row = {"setting": setting, "figure": figure, "idle": idle, "loaded": loaded}
+            table.append({**row, "ratio": loaded / idle})
+            print(f"{setting:<14} {figure:<16} {idle:8.1f} {loaded:8.1f} {loaded / idle:13.2f}")
     write_results(a["json"], a, table, runs)
 
 

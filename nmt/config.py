@@ -113,6 +113,11 @@ class DecodeConfig:
     max_len_a: float = 1.5  # max output length = a * source length + b (subword tokens)
     max_len_b: int = 10
     batch_size: int = 64  # sentences decoded at once
+    buffer_size: int = 1000  # input lines read, translated and written at a time (streaming)
+    # the weights' precision: fp32 | bf16 (a bf16 copy; fp32 with a warning where the CPU has
+    # no AVX512-BF16/AMX) | fp16 (CUDA)
+    precision: str = "fp32"
+    quantize: str = "none"  # none | int8 (CPU: dynamic int8 output layer and RNNs)
 
 
 @dataclass
@@ -131,6 +136,9 @@ class LoopConfig:
     keep_best: int = 1  # best.pt; with more, the keep_best best also as best-NNNNNNN.pt
     max_bad_updates: int = 5  # stop after this many non-finite updates in a row (each skipped)
     dist_timeout_s: float = 300.0  # under torchrun: a rank waiting longer for another fails
+    # the products' precision: fp32 | bf16 (autocast, fp32 weights; CPUs with AVX512-BF16 or
+    # AMX, and GPUs; elsewhere fp32 with a warning) | fp16 (CUDA, with loss scaling)
+    precision: str = "fp32"
 
 
 @dataclass
@@ -145,7 +153,9 @@ class TrainRunConfig:
     train: LoopConfig = field(default_factory=LoopConfig)
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch CPU threads (0 = torch's default)
+    # torch CPU threads: auto = the CPUs this process may use (affinity, cgroup quota; shared
+    # among a torchrun node's ranks); N = exactly N; 0 = torch's own default
+    threads: str = "auto"
     # how the heavy operations are computed (nmt/kernels): auto = the fast paths, each
     # library picked by measuring this machine; plain = torch's modules as written;
     # blas = fast paths without oneDNN; onednn = fast paths with oneDNN's products
@@ -162,9 +172,10 @@ class TranslateRunConfig:
     checkpoint: str = "best"  # best | last | path to a .pt file
     input: str = "-"  # file to translate, - for standard input
     output: str = "-"  # file to write, - for standard output
+    resume: bool = False  # continue output=FILE from the last buffer an interrupted run wrote
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     device: str = "auto"
-    threads: int = 0
+    threads: str = "auto"  # as nmt-train's; auto also tunes decoding's count as it runs
     kernels: str = "auto"  # auto | plain | blas | onednn (as nmt-train's)
 
 
@@ -234,8 +245,9 @@ class AnalyzeRunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     out: str = ""  # analysis directory ("" = <run>/analysis/<timestamp>)
+    resume: bool = False  # continue out=DIR's sentences.jsonl from an interrupted analysis
     device: str = "auto"
-    threads: int = 0
+    threads: str = "auto"  # as nmt-train's; auto also tunes decoding's count as it runs
     kernels: str = "auto"  # auto | plain | blas | onednn (as nmt-train's)
     progress: bool = True  # tqdm progress bars on stderr
 
@@ -264,7 +276,7 @@ class ServeRunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # requests' defaults
     serve: ServeConfig = field(default_factory=ServeConfig)
     device: str = "auto"
-    threads: int = 0
+    threads: str = "auto"  # as nmt-train's; auto also tunes decoding's count as it runs
     kernels: str = "auto"  # auto | plain | blas | onednn (as nmt-train's)
 
 
@@ -279,54 +291,26 @@ ALLOWED = {
     "data.spm_model_type": ("unigram", "bpe"),
     "train.early_stop_metric": ("bleu", "ppl"),
     "kernels": ("auto", "plain", "blas", "onednn"),
+    "train.precision": ("fp32", "bf16", "fp16"),
+    "decode.precision": ("fp32", "bf16", "fp16"),
+    "decode.quantize": ("none", "int8"),
 }
-POSITIVE = (
-    "data.vocab_size",
-    "data.batch_tokens",
-    "data.max_tokens",
-    "data.max_ratio",
-    "model.emb_size",
-    "model.hidden_size",
-    "model.enc_layers",
-    "model.dec_hidden_size",
-    "model.dec_layers",
-    "optim.lr",
-    "optim.accumulate",
-    "decode.beam_size",
-    "decode.batch_size",
-    "decode.nbest",
-    "train.valid_every",
-    "train.log_every",
-    "train.keep_best",
-    "train.max_bad_updates",
-    "train.dist_timeout_s",
-    "serve.max_body_bytes",
-    "serve.max_sentences",
-    "serve.max_chars",
-    "serve.max_beam",
-    "serve.max_batch",
-)
-NON_NEGATIVE = (
-    "model.dropout",
-    "optim.clip_norm",
-    "optim.clip_value",
-    "optim.label_smoothing",
-    "optim.loss_chunk",
-    "decode.max_len_a",
-    "decode.max_len_b",
-    "decode.alpha",
-    "decode.min_len",
-    "train.max_updates",
-    "train.max_epochs",
-    "train.max_minutes",
-    "train.patience",
-    "train.save_every",
-    "train.keep_last",
-    "data.max_valid",
-    "threads",
-    "serve.max_wait_ms",
-    "serve.drain_timeout_s",
-)
+_POSITIVE = """
+    data.vocab_size data.batch_tokens data.max_tokens data.max_ratio model.emb_size
+    model.hidden_size model.enc_layers model.dec_hidden_size model.dec_layers optim.lr
+    optim.accumulate decode.beam_size decode.batch_size decode.buffer_size decode.nbest
+    train.valid_every train.log_every train.keep_best train.max_bad_updates
+    train.dist_timeout_s serve.max_body_bytes serve.max_sentences serve.max_chars
+    serve.max_beam serve.max_batch
+"""
+POSITIVE = tuple(_POSITIVE.split())  # keys, one a word
+_NON_NEGATIVE = """
+    model.dropout optim.clip_norm optim.clip_value optim.label_smoothing optim.loss_chunk
+    decode.max_len_a decode.max_len_b decode.alpha decode.min_len train.max_updates
+    train.max_epochs train.max_minutes train.patience train.save_every train.keep_last
+    data.max_valid serve.max_wait_ms serve.drain_timeout_s
+"""
+NON_NEGATIVE = tuple(_NON_NEGATIVE.split())  # keys, one a word
 
 
 def _refuse_values(value_of: Callable[[str], object], prefix: str = "") -> None:
@@ -359,12 +343,33 @@ def _refuse_contradictions(decode: DecodeConfig | DictConfig) -> None:
             f"decode.nbest={decode.nbest} is more than decode.beam_size={decode.beam_size}: a "
             "beam of K returns at most K hypotheses; raise decode.beam_size or lower decode.nbest"
         )
+    quantize, precision = getattr(decode, "quantize", "none"), getattr(decode, "precision", "fp32")
+    if quantize != "none" and precision != "fp32":
+        raise ConfigError(
+            f"decode.quantize={quantize} multiplies int8 weights, not decode.precision="
+            f"{precision} ones: choose one of the two"
+        )
+
+
+def thread_count(threads: object) -> int | None:
+    """The config key `threads`: None for auto, else its count (0: torch's own default)."""
+    text = str(threads).strip().lower()
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise ConfigError(
+            f"threads={threads!r} must be auto (the CPUs this process may use) or a whole "
+            "number of threads (0: torch's own default)"
+        )
+    return int(text)
 
 
 def validate(cfg) -> None:
     """Refuse option values outside their choices, impossible numbers and contradictory
     decode settings, naming the key: the one check of a command's config, at start-up."""
     _refuse_values(lambda key: OmegaConf.select(cfg, key))
+    if OmegaConf.select(cfg, "threads") is not None:
+        thread_count(cfg.threads)
     if OmegaConf.select(cfg, "decode") is not None:
         _refuse_contradictions(cfg.decode)
 

@@ -27,3 +27,21 @@ class DivergedError(NmtError):
 
 class DistributedError(NmtError):
     """Another process of a multi-process job failed or stopped answering."""
+
+
+class DiskFullError(RunDirError, OSError):
+    """A file could not be written because its file system is full (or the quota is spent).
+
+    Also an OSError (errno, strerror, filename), for callers that handle failed writes."""
+
+    def __init__(self, message: str, errno: int, strerror: str, filename: str) -> None:
+        super().__init__(errno, strerror, filename)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DecodeMemoryError(ConfigError):
+    """Decoding ran out of memory even one sentence at a time: the decode settings (beam
+    size, length limit) ask for more than the device has."""

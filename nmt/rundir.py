@@ -52,30 +52,39 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise RunDirError(f"{path}: not found; nmt-train writes it from the first update on")
-    rows = []
     with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = {"update", "split", "loss", "ppl", "bleu"} - set(reader.fieldnames or [])
-        if missing:
+        reader = metrics_reader(f, path)
+        return [metrics_row(raw, path, number) for number, raw in enumerate(reader, start=2)]
+
+
+def metrics_reader(lines: Iterable[str], path: Path) -> csv.DictReader:
+    """A csv.DictReader of metrics.csv's lines; refused if the header is not nmt-train's."""
+    reader = csv.DictReader(lines)
+    missing = {"update", "split", "loss", "ppl", "bleu"} - set(reader.fieldnames or [])
+    if missing:
+        raise RunDirError(
+            f"{path}: not a metrics.csv written by nmt-train (no column "
+            f"{', '.join(sorted(missing))}); restore its first line, or move the file aside"
+        )
+    return reader
+
+
+def metrics_row(raw: dict[str, str | None], path: Path, number: int) -> dict:
+    """One row of metrics.csv (line `number`) typed: floats, update and epoch ints, None."""
+    row: dict = {"split": raw.get("split", "")}
+    for key in METRICS_NUMBERS:
+        value = (raw.get(key) or "").strip()
+        try:
+            row[key] = None if not value else float(value)
+        except ValueError:
             raise RunDirError(
-                f"{path}: not a metrics.csv written by nmt-train (no column "
-                f"{', '.join(sorted(missing))})"
-            )
-        for number, raw in enumerate(reader, start=2):
-            row: dict = {"split": raw.get("split", "")}
-            for key in METRICS_NUMBERS:
-                value = (raw.get(key) or "").strip()
-                try:
-                    row[key] = None if not value else float(value)
-                except ValueError:
-                    raise RunDirError(
-                        f"{path}, line {number}: {key}={value!r} is not a number"
-                    ) from None
-            for key in ("update", "epoch"):
-                if row[key] is not None:
-                    row[key] = int(row[key])
-            rows.append(row)
-    return rows
+                f"{path}, line {number}: {key}={value!r} is not a number; correct or delete "
+                "that line"
+            ) from None
+    for key in ("update", "epoch"):
+        if row[key] is not None:
+            row[key] = int(row[key])
+    return row
 
 
 class RunDir:
@@ -149,6 +158,11 @@ class RunDir:
     def metrics_path(self) -> Path:
         return self.root / "metrics.csv"
 
+    @property
+    def lock_path(self) -> Path:
+        """The lock nmt-train holds while it writes the run (train/lock.py)."""
+        return self.root / ".lock"
+
     def valid_output(self, update: int) -> Path:
         """Where the translations of the validation set at `update` are written."""
         return self.root / "valid" / f"update-{update:07d}.txt"
@@ -169,6 +183,13 @@ class RunDir:
         path = self.config_path
         if not path.is_file():
             raise self._no_config()
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if text and not text.endswith("\n"):  # nmt-train writes it whole, ending in a newline
+            last = text.rsplit("\n", 1)[-1].strip()[:40]
+            raise RunDirError(
+                f"{path}: ends mid-line ({last!r}), so it looks truncated; restore it from the "
+                "run's .hydra/*/config.yaml (or, had you edited it, end it with a newline)"
+            )
         try:
             loaded = OmegaConf.load(path)
             if not isinstance(loaded, DictConfig):
@@ -179,6 +200,24 @@ class RunDir:
                 f"{path}: not a config written by nmt-train ({str(err).splitlines()[0]}); "
                 "restore it from the run's .hydra/*/config.yaml or train again"
             ) from None
+
+    def spm_hashes(self) -> dict[str, str]:
+        """{file name: sha256} of the run's SentencePiece models, as its checkpoints record."""
+        return {p.name: sha256(p) for p in self.spm_models if p.is_file()}
+
+    def check_spm(self, recorded: dict[str, str], checkpoint: Path) -> None:
+        """Refuse SentencePiece models other than the ones `checkpoint` was trained with
+        (`recorded`: its spm_hashes; older checkpoints record none)."""
+        for name, digest in recorded.items():
+            path = self.root / name
+            now = sha256(path) if path.is_file() else None
+            if now != digest:
+                state = f"now {now[:12]}…" if now else "now missing"
+                raise RunDirError(
+                    f"{path}: not the SentencePiece model {checkpoint} was trained with (sha256 "
+                    f"{digest[:12]}…, {state}): it was edited or replaced; restore the run's "
+                    "own (the model works only with it), or train a new run"
+                )
 
     def checkpoint(self, which: str) -> Path:
         """checkpoint=best | last | PATH as a file: best and last must exist in checkpoints/;

@@ -28,6 +28,8 @@ from nmt.errors import ConfigError
 from nmt.evaluate.plots import AttentionMap
 from nmt.evaluate.records import Record
 from nmt.kernels import select
+from nmt.kernels.precision import DTYPES, resolve_precision
+from nmt.kernels.threads import set_threads
 from nmt.model import Seq2Seq
 from nmt.rundir import RunDir
 from nmt.search.decode import decode_ids, decode_nbest
@@ -88,11 +90,12 @@ class SentenceAnalysis(Record):
     ref_attention: Attention  # the reference y* forced
 
 
-def format_nbest(translations: list[Translation]) -> str:
-    """`sent_id ||| hypothesis ||| score ||| logprob` lines, sent_id 0-based, best first."""
+def format_nbest(translations: list[Translation], first: int = 0) -> str:
+    """`sent_id ||| hypothesis ||| score ||| logprob` lines, best first; sent_id counts from
+    `first` (0: the first sentence; a streamed buffer's first line number)."""
     return "".join(
         f"{i} ||| {h.text} ||| {h.score:.6f} ||| {h.logprob:.6f}\n"
-        for i, t in enumerate(translations)
+        for i, t in enumerate(translations, start=first)
         for h in t.nbest
     )
 
@@ -117,6 +120,7 @@ class Translator:
         checkpoint: Path | None = None,
     ) -> None:
         self.model = model.eval()
+        self._copies: dict[str, Seq2Seq] = {}  # int8 / bf16 / fp16 copies, made on first use
         self.vocabs = vocabs
         self.config = config
         self.device = device
@@ -129,15 +133,16 @@ class Translator:
         run: str | Path,
         checkpoint: str = "best",
         device: str = "auto",
-        threads: int = 0,
+        threads: str | int = "auto",
         kernels: str = "auto",
     ) -> Translator:
         """Load config, SentencePiece models and a checkpoint (best | last | PATH) from a run
-        directory; device: auto | cpu | cuda[:N]; threads: torch threads (0 = torch's
-        default); kernels: how the model computes (nmt.kernels.select)."""
+        directory; device: auto | cpu | cuda[:N]; threads: torch's CPU threads, auto (the
+        CPUs this process may use, each batch on the count measured fastest: see
+        nmt.kernels.threads), N, or 0 (torch's default); kernels: how the model computes
+        (nmt.kernels.select)."""
         run_dir = RunDir.open(run)
-        if threads:
-            torch.set_num_threads(threads)
+        tuner = set_threads(threads)
         config = run_dir.config
         vocabs = Vocabularies.load(run_dir.root)
         dev = resolve_device(device)
@@ -146,7 +151,9 @@ class Translator:
         )
         path = run_dir.checkpoint(checkpoint)
         load_model_state(model, load_checkpoint(path)["model"], path)  # names what differs
-        model.use(select(kernels, dev, model.decoder.output)[0])
+        chosen = select(kernels, dev, model.decoder.output)[0]
+        chosen.tuner = tuner if dev.type == "cpu" else None
+        model.use(chosen)
         return cls(model.to(dev), vocabs, config, dev, run_dir, path)
 
     # -- decode options ---------------------------------------------------------------------
@@ -177,6 +184,31 @@ class Translator:
         cfg = dataclasses.replace(base, **options)
         validate_decode(cfg)  # search trusts what passed it
         return cfg
+
+    def decoding_model(self, cfg: DecodeConfig | DictConfig, scored: bool = False) -> Seq2Seq:
+        """The model that decodes under cfg: this one, or its copy in int8 (decode.quantize,
+        CPU only) or in bf16 / fp16 (decode.precision; fp32 with one warning on a device
+        without it), made once. scored: for error analysis, which refuses the copies."""
+        precision = resolve_precision(cfg.precision, self.device, "decode.precision")
+        kind = "int8" if cfg.quantize == "int8" else precision
+        if scored and kind != "fp32":
+            raise ConfigError(
+                f"error analysis compares log-probabilities exactly, and a {kind} model's "
+                "depend on the batch and on decoding a step at a time or not (int8 scales "
+                "each batch's inputs; bf16 rounds): analyse with decode.precision=fp32 "
+                "decode.quantize=none"
+            )
+        if kind == "int8" and self.device.type != "cpu":
+            raise ConfigError(
+                f"decode.quantize={cfg.quantize} runs on the CPU only (torch's dynamic int8 "
+                f"kernels); on {self.device.type} use decode.precision=bf16 or fp16"
+            )
+        if kind == "fp32":
+            return self.model
+        if kind not in self._copies:
+            model = self.model
+            self._copies[kind] = model.int8() if kind == "int8" else model.in_dtype(DTYPES[kind])
+        return self._copies[kind]
 
     # -- translation --------------------------------------------------------------------------
 
@@ -228,7 +260,7 @@ class Translator:
         todo = [i for i, line in enumerate(lines) if line.strip()]
         src_ids = self.vocabs.src.encode([lines[i] for i in todo])
         with tqdm(total=len(todo), disable=not progress, unit="sent") as bar:
-            found = search(self.model, src_ids, cfg, self.device, bar.update)
+            found = search(self.decoding_model(cfg), src_ids, cfg, self.device, bar.update)
         return todo, src_ids, found
 
     def _hypotheses(
@@ -317,10 +349,9 @@ class Translator:
         default tolerance decide for "model"."""
         cfg = self.decode_config(decode, **options)
         src_ids, ref_ids = self.vocabs.src.encode([src]), self.vocabs.tgt.encode([ref])
-        compared = compare(self.model, src_ids, ref_ids, cfg, cfg.beam_size, self.device)
+        model = self.decoding_model(cfg, scored=True)  # refuses what cannot be scored exactly
+        compared = compare(model, src_ids, ref_ids, cfg, cfg.beam_size, self.device)
         tol = AnalysisConfig().tie_tolerance
         records = sentence_records(compared, [src], [ref], self.vocabs, tol)
-        maps = attention_pairs(
-            self.model, compared, records, src_ids, [1], self.vocabs, self.device
-        )
+        maps = attention_pairs(model, compared, records, src_ids, [1], self.vocabs, self.device)
         return SentenceAnalysis(records[0], _attention(maps[0]), _attention(maps[1]))

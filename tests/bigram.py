@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from nmt import PAD_ID
+from nmt.kernels import Kernels
 from nmt.model.decoder import DecoderState, EncoderOutput
 from nmt.model.seq2seq import shift_right
 
@@ -15,8 +16,11 @@ class BigramModel(torch.nn.Module):
     """A stand-in for Seq2Seq whose next token depends on the previous one only.
 
     probs[prev][token] = P(token | prev); unlisted tokens get (almost) nothing. It has the
-    whole model API the analysis uses: encode, init_state, step, forward, logits and score.
+    whole model API the analysis uses: encode, init_state, step, forward, logits and score,
+    and the kernels (the plain ones) decoding runs its batches in.
     """
+
+    kernels = Kernels()
 
     def __init__(self, probs: dict[int, dict[int, float]], vocab: int = VOCAB) -> None:
         super().__init__()

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from nmt import EOS_ID
-from nmt.analysis.classify import CLASSES, LABELS, MATCH, classify
+from nmt.analysis.classify import CLASSES, MATCH, classify
 from nmt.analysis.compare import Compared, compare
 from nmt.analysis.exact import exact_search
 from nmt.analysis.records import (
@@ -24,6 +25,7 @@ from nmt.analysis.records import (
     OracleSummary,
     SentenceRecord,
 )
+from nmt.analysis.sentences import Pairs, analysed, attention_pairs, compared_lines
 from nmt.analysis.summary import (
     class_summary,
     exact_summary,
@@ -51,6 +53,7 @@ class Analysis:
     records: list[SentenceRecord]
     summary: AnalysisSummary
     attention: list[AttentionMap] = field(default_factory=list)
+    sentences: Path | None = None  # the sentences.jsonl the records were streamed to
 
 
 def read_pair(src_path: str, ref_path: str, limit: int = 0) -> tuple[list[str], list[str]]:
@@ -104,9 +107,15 @@ def _ids(row: torch.Tensor, length: int) -> list[int]:
 
 
 def sentence_records(
-    compared: list[Compared], src: list[str], refs: list[str], vocabs: Vocabularies, tol: float
+    compared: list[Compared],
+    src: list[str],
+    refs: list[str],
+    vocabs: Vocabularies,
+    tol: float,
+    first: int = 0,
 ) -> list[SentenceRecord]:
-    """One record per sentence: both scores, lengths, class, metrics, n-best oracle, fall-off."""
+    """One record per sentence: both scores, lengths, class, metrics, n-best oracle, fall-off;
+    first: the 0-based position of src[0] in the test set (line numbers count from it)."""
     tgt = vocabs.tgt
     nbest_ids = [c.nbest.token_lists() for c in compared]
     nbest_text = [tgt.decode(ids) for ids in nbest_ids]
@@ -134,7 +143,7 @@ def sentence_records(
         best = max(range(len(bleus)), key=lambda j: bleus[j])
         records.append(
             SentenceRecord(
-                line=i + 1,
+                line=first + i + 1,
                 class_=cls,
                 tie=tie,
                 src=src[i],
@@ -240,47 +249,38 @@ def _exact_one(
     )
 
 
-def attention_pairs(
+def _buffer(
     model: Seq2Seq,
-    compared: list[Compared],
-    records: list[SentenceRecord],
-    src_ids: list[list[int]],
-    lines: list[int],
     vocabs: Vocabularies,
+    test: Pairs,
+    cfg: DictConfig,
+    decode: DecodeConfig,
+    nbest: int,
     device: torch.device | str,
-) -> list[AttentionMap]:
-    """Two maps per chosen line: the beam's output ŷ and the reference y* forced."""
-    maps = []
-    for line in lines:
-        i, c, rec = line - 1, compared[line - 1], records[line - 1]
-        src_tokens = vocabs.src.pieces([*src_ids[i], EOS_ID])
-        batch = make_batch([src_ids[i]], [c.ref_tokens[:-1]], [i]).to(device)
-        with torch.inference_mode():
-            _, forced = model(batch.src, batch.src_len, batch.tgt)  # attention (1, T, S)
-        label = LABELS[rec.class_]
-        maps.append(
-            AttentionMap(
-                line,
-                c.nbest.attention[0, : rec.hyp_len].float().cpu().numpy(),
-                src_tokens,
-                rec.hyp_tokens,
-                rec.src,
-                rec.hyp,
-                f"beam output ŷ, {label}",
-            )
-        )
-        maps.append(
-            AttentionMap(
-                line,
-                forced[0].float().cpu().numpy(),
-                src_tokens,
-                rec.ref_tokens,
-                rec.src,
-                rec.ref,
-                f"reference y* forced, {label}",
-            )
-        )
-    return maps
+    timings: dict,
+    progress: Callable[[int], object],
+) -> Callable[[int, int], list[SentenceRecord]]:
+    """records(first, n): the records of test sentences first..first+n-1, exact search run
+    on those among the first analysis.exact_sentences; the time of each part added up."""
+    a = cfg.analysis
+
+    def records(first: int, n: int) -> list[SentenceRecord]:
+        src, refs, ids = (x[first : first + n] for x in (test.src, test.refs, test.src_ids))
+        with timed(timings, "beam search + reference scoring"):
+            ref_ids = test.ref_ids[first : first + n]
+            compared = compare(model, ids, ref_ids, decode, nbest, device, progress)
+        with timed(timings, "metrics + classes"):
+            out = sentence_records(compared, src, refs, vocabs, a.tie_tolerance, first)
+        if (k := min(n, a.exact_sentences - first)) > 0:
+            with timed(timings, "exact search"):
+                found = exact_records(
+                    model, compared[:k], ids[:k], a, decode, vocabs, device, cfg.progress
+                )
+            for rec, res in zip(out, found, strict=False):
+                rec.exact = res
+        return out
+
+    return records
 
 
 def analyze(
@@ -289,8 +289,10 @@ def analyze(
     cfg: DictConfig,
     device: torch.device | str = "cpu",
     run_info: dict | None = None,
+    sentences: Path | None = None,
 ) -> Analysis:
-    """Everything nmt-analyze computes, from a loaded model and its vocabularies."""
+    """Everything nmt-analyze computes, from a loaded model and its vocabularies; with
+    sentences (a path), the records are streamed to that sentences.jsonl as they are made."""
     decode = OmegaConf.to_object(cfg.decode) if isinstance(cfg.decode, DictConfig) else cfg.decode
     check_analysis(cfg, decode)
     a, progress, timings = cfg.analysis, cfg.progress, {}
@@ -303,20 +305,13 @@ def analyze(
             "sentences analysed; give 1-based line numbers"
         )
     src_ids, ref_ids = vocabs.src.encode(src), vocabs.tgt.encode(refs)
-    nbest = a.nbest or decode.beam_size
+    test, nbest = Pairs(src, refs, src_ids, ref_ids), a.nbest or decode.beam_size
     model.eval()
-    with (
-        timed(timings, "beam search + reference scoring"),
-        tqdm(
-            total=len(src), desc=f"beam {decode.beam_size} + references", disable=not progress
-        ) as bar,
-    ):
-        compared = compare(model, src_ids, ref_ids, decode, nbest, device, bar.update)
-    with timed(timings, "metrics + classes"):
-        records = sentence_records(compared, src, refs, vocabs, a.tie_tolerance)
-    scored = Scored(
-        src_ids, refs, [c.ref_logprob for c in compared], [len(c.ref_tokens) for c in compared]
-    )
+    desc = f"beam {decode.beam_size} + references"
+    with tqdm(total=len(src), desc=desc, disable=not progress) as bar:
+        buffer = _buffer(model, vocabs, test, cfg, decode, nbest, device, timings, bar.update)
+        records = analysed(buffer, cfg, decode, test, device, sentences, run_info)
+    scored = Scored(src_ids, refs, [r.ref_logprob for r in records], [r.ref_len for r in records])
     tol, short, rows = a.tie_tolerance, a.short_ratio, []
     if a.sweep_beams and a.sweep_alphas:
         total = len(a.sweep_beams) * len(a.sweep_alphas)
@@ -327,11 +322,7 @@ def analyze(
             )
     exact = None
     if a.exact_sentences:
-        with timed(timings, "exact search"):
-            results = exact_records(model, compared, src_ids, a, decode, vocabs, device, progress)
-        for rec, res in zip(records, results, strict=False):
-            rec.exact = res
-        exact = exact_summary(results, a)
+        exact = exact_summary([r.exact for r in records if r.exact is not None], a)
     calibration = None
     if cfg.data.dev_src and a.calibrate_alphas:
         total = len(a.calibrate_alphas)
@@ -352,6 +343,7 @@ def analyze(
     if not lines:  # the worst sentence of each class that missed
         lines = [worst[c][0] for c in CLASSES if c != MATCH and worst[c]]
     with timed(timings, "attention"):
+        compared = compared_lines(model, test, lines, decode, nbest, device)
         maps = attention_pairs(model, compared, records, src_ids, lines, vocabs, device)
     scores = corpus_scores([r.hyp for r in records], refs, METRICS)
     oracle = corpus_scores([r.oracle_hyp for r in records], refs, MetricSettings(("bleu",)))
@@ -388,4 +380,4 @@ def analyze(
             run_info,
         ),
     )
-    return Analysis(records, summary, maps)
+    return Analysis(records, summary, maps, sentences)

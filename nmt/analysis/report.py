@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from nmt.analysis.analyze import Analysis
 from nmt.analysis.classify import CLASSES, LABELS, MATCH
 from nmt.analysis.records import AnalysisSummary, SweepRow
+from nmt.analysis.sentences import records_text
 from nmt.evaluate import render
 from nmt.evaluate.plots import DPI, attention_heatmap
 from nmt.evaluate.render import Table, num, pct
@@ -260,13 +261,13 @@ def analysis_page(analysis: Analysis, figs: list[tuple[str, render.Figure]]) -> 
 
 
 def write(analysis: Analysis, out_dir: str | Path) -> dict[str, Path]:
-    """sentences.jsonl, summary.json, the PNGs, report.md and report.html into out_dir."""
+    """sentences.jsonl (unless the analysis streamed it there), summary.json, the PNGs,
+    report.md and report.html into out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {"jsonl": out / "sentences.jsonl", "summary": out / "summary.json"}
-    with written["jsonl"].open("w", encoding="utf-8") as f:
-        for rec in analysis.records:
-            f.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
+    if analysis.sentences != written["jsonl"]:  # not streamed there as they were made
+        written["jsonl"].write_text(records_text(analysis.records), encoding="utf-8")
     text = json.dumps(analysis.summary.to_json(), indent=2, ensure_ascii=False)
     written["summary"].write_text(text + "\n", encoding="utf-8")
     page = analysis_page(analysis, figures(analysis, out))

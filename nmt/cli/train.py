@@ -2,13 +2,15 @@
 
 A new run needs a fresh directory; `resume=true hydra.run.dir=RUN` continues the run in RUN
 from its checkpoints/last.pt exactly where it stopped (or starts it there if nothing was
-saved yet). Ctrl-C or SIGTERM saves a checkpoint and exits with status 130 or 143.
+saved yet). Ctrl-C or SIGTERM saves a checkpoint and exits with status 130 or 143. While it
+trains, RUN/.lock names the process, and a second nmt-train on RUN is refused (train/lock.py).
 Under torchrun (`torchrun --nproc_per_node=N -m nmt.cli.train …`) each process is one rank of a
 DistributedDataParallel job (nmt/train/distributed.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -47,10 +49,15 @@ def _train(cfg: DictConfig) -> float | None:
         )
     # torch is imported only once the config is valid
     from nmt.train.distributed import from_env, resolve_device
+    from nmt.train.lock import RunLock
     from nmt.train.trainer import Trainer
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with from_env(resolve_device(cfg.device), cfg.train.dist_timeout_s) as dist:
+    # one writer per run directory: rank 0 writes it, so rank 0 holds its lock
+    with (
+        from_env(resolve_device(cfg.device), cfg.train.dist_timeout_s) as dist,
+        RunLock(run_dir) if dist.is_main else contextlib.nullcontext(),
+    ):
         result = Trainer(cfg, run_dir, dist).fit()
     if result["signal"]:
         name = signal.Signals(result["signal"]).name
@@ -67,10 +74,21 @@ def _train(cfg: DictConfig) -> float | None:
     return result["best"]
 
 
+def _openmp_waits() -> None:
+    """Let OpenMP's idle workers sleep at once: GOMP_SPINCOUNT=0 unless the user set it or
+    OMP_WAIT_POLICY. libgomp (torch's CPU wheels) spins 300,000 times after every parallel
+    region by default, taking the CPU from whatever else runs; beside one busy process,
+    2-thread training kept far more of its idle speed without the spinning, and lost none
+    idle (bench/README.md, "Under load"). libgomp reads it once, as torch loads it."""
+    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "0"
+
+
 @report_errors
 def main() -> None:
     """`nmt-train`; under torchrun, each process first adds the overrides that give all
     ranks one run directory (nmt/train/distributed.py: torchrun_overrides)."""
+    _openmp_waits()  # before torch is imported
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from nmt.train.distributed import torchrun_overrides
 
@@ -81,6 +99,7 @@ def main() -> None:
 if __name__ == "__main__":  # `python -m nmt.cli.train`, for `torchrun -m nmt.cli.train …`
     # `record` hands an uncaught exception to torchrun, whose summary then shows the failing
     # rank's traceback beside its number
+    _openmp_waits()
     from torch.distributed.elastic.multiprocessing.errors import record
 
     record(main)()

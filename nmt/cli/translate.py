@@ -3,23 +3,36 @@
 With decode.nbest > 1 it prints n-best lists instead: `sent_id ||| hypothesis ||| score |||
 logprob`, one line per hypothesis, best first. Under a multirun (-m) sweep, `output` must be
 a file named after the swept keys, e.g. output='hyp.b${decode.beam_size}.a${decode.alpha}.txt'.
+
+The input streams (nmt/data/stream.py): decode.buffer_size lines are read, translated and
+written at a time, so memory is bounded by the buffer and a line typed into a pipe gets its
+translation at once. output=FILE is written as FILE.part and renamed when complete; after a
+kill, resume=true continues from the last complete buffer and ends with the same bytes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from nmt.cli import hydra_errors, naming, report_errors
 from nmt.config import register_configs, validate
 from nmt.errors import ConfigError
 from nmt.resources import conf_dir
+
+if TYPE_CHECKING:
+    from nmt.config import DecodeConfig
+    from nmt.translator import Translator
 
 register_configs()
 
@@ -49,42 +62,59 @@ def check_paths(cfg: DictConfig) -> None:
         )
 
 
-def write_output(path: str, text: str) -> None:
-    """Write the translations to path; a failure (disk full, …) names the file."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with naming(path), open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+def translation(
+    translator: Translator, decode: DecodeConfig, bar: tqdm
+) -> Callable[[list[str], int], str]:
+    """The text of one buffer of lines (`first`: its first line's 0-based number in the
+    input): a translation a line, or n-best lists numbered over the whole input."""
+    from nmt.translator import format_nbest
+
+    def work(lines: list[str], first: int) -> str:
+        if decode.nbest > 1:
+            text = format_nbest(translator.translate(lines, decode=decode), first)
+        else:  # plain strings: the fast path
+            text = "".join(h + "\n" for h in translator.translate_text(lines, decode=decode))
+        bar.update(first + len(lines) - bar.n)
+        return text
+
+    return work
+
+
+def resume_settings(cfg: DictConfig, translator: Translator, decode: DecodeConfig) -> dict:
+    """What a resumed translation must find as the interrupted one had it."""
+    manifest = translator.run.manifest(translator.checkpoint)
+    return {
+        "decode": dataclasses.asdict(decode),
+        "model": [*manifest["spm_models"].values(), *manifest["checkpoint"].values()],
+        "device": str(translator.device),
+        "kernels": cfg.kernels,
+        "threads": cfg.threads,
+    }
 
 
 @hydra_errors
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="translate")
 @report_errors
 def main(cfg: DictConfig) -> None:
-    from nmt.data.corpus import read_lines
+    from nmt.data.stream import LineReader, Source, count_lines, open_output, stream
 
     validate(cfg)
     check_output(cfg)
     check_paths(cfg)
-    # a bad input file is reported at once; standard input is read once the model is loaded
-    lines = read_lines(cfg.input) if cfg.input != "-" else None
+    # a bad input file is refused at once; standard input (or a pipe) is read as it comes,
+    # once the model is loaded
+    total = count_lines(cfg.input)
     # torch is imported once the config is valid
-    from nmt.translator import Translator, format_nbest
+    from nmt.translator import Translator
 
     translator = Translator.load(cfg.run, cfg.checkpoint, cfg.device, cfg.threads, cfg.kernels)
-    if lines is None:
-        lines = read_lines(cfg.input)
+    decode = translator.decode_config(cfg.decode)
+    out = open_output(cfg.output, cfg.resume, lambda: resume_settings(cfg, translator, decode))
     progress = cfg.output != "-" and sys.stderr.isatty()  # a bar is for people, not logs
-    if cfg.decode.nbest > 1:
-        text = format_nbest(translator.translate(lines, decode=cfg.decode, progress=progress))
-    else:  # plain strings: the fast path
-        hyps = translator.translate_text(lines, decode=cfg.decode, progress=progress)
-        text = "".join(h + "\n" for h in hyps)
-    if cfg.output == "-":
-        with naming("standard output"):
-            sys.stdout.write(text)
-            sys.stdout.flush()
-    else:
-        write_output(cfg.output, text)
+    bar = tqdm(total=total, unit="sent", disable=not progress)
+    with LineReader(cfg.input) as reader, bar, naming(out.name):
+        source = Source(reader, [cfg.input], reader.ready)
+        stream(source, out, decode.buffer_size, translation(translator, decode, bar))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ TSV line) becomes a `DataError` that names the file and the 1-based line number.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import lzma
 import sys
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -59,21 +61,27 @@ def open_text(path: str | Path) -> TextIO:
     return io.TextIOWrapper(_open_bytes(path), encoding="utf-8", errors="strict", newline="\n")
 
 
+@contextlib.contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Turn a failure while reading path (a corrupt .gz/.xz, an I/O error) into a DataError."""
+    kind = {".gz": "gzip", ".xz": "xz"}.get(Path(path).suffix)
+    try:
+        yield
+    except (gzip.BadGzipFile, lzma.LZMAError, zlib.error, EOFError) as e:
+        raise DataError(
+            f"{path}: not a valid {kind} file ({e}); the file is corrupt or truncated, or "
+            f"its name ends in {Path(path).suffix} but it is not compressed: re-download "
+            "or rename it"
+        ) from None
+    except OSError as e:
+        raise DataError(f"{_display(path)}: could not be read ({e.strerror or e})") from None
+
+
 def _read_bytes(path: str | Path) -> bytes:
     if str(path) == "-":
         return sys.stdin.buffer.read()
-    kind = {".gz": "gzip", ".xz": "xz"}.get(Path(path).suffix)
-    with _open_bytes(path) as f:
-        try:
-            return f.read()
-        except (gzip.BadGzipFile, lzma.LZMAError, zlib.error, EOFError) as e:
-            raise DataError(
-                f"{path}: not a valid {kind} file ({e}); the file is corrupt or truncated, or "
-                f"its name ends in {Path(path).suffix} but it is not compressed: re-download "
-                "or rename it"
-            ) from None
-        except OSError as e:
-            raise DataError(f"{path}: could not be read ({e.strerror or e})") from None
+    with _open_bytes(path) as f, reading(path):
+        return f.read()
 
 
 def _locate(data: bytes, offset: int) -> tuple[int, int]:
@@ -83,6 +91,27 @@ def _locate(data: bytes, offset: int) -> tuple[int, int]:
     return line, column
 
 
+def decode_text(data: bytes, name: str, first_line: int = 1) -> str:
+    """data as UTF-8 text, refused (a DataError naming line and column) if it holds a NUL
+    byte or invalid UTF-8; first_line: the line number data starts at, for the message."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line, column = _locate(data, nul)
+        raise DataError(
+            f"{name}, line {line + first_line - 1}: contains a NUL byte (column {column}); this "
+            "looks like a binary or UTF-16 file, not UTF-8 text: convert it, e.g. iconv -f "
+            "utf-16 -t utf-8"
+        )
+    try:
+        return data.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as e:
+        line, column = _locate(data, e.start)
+        raise DataError(
+            f"{name}, line {line + first_line - 1}: invalid UTF-8 (byte 0x{data[e.start]:02x} "
+            f"at column {column}); re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
 def read_lines(path: str | Path) -> list[str]:
     """All lines of a UTF-8 file without their "\\n" or "\\r\\n" ending; - reads stdin.
 
@@ -90,23 +119,7 @@ def read_lines(path: str | Path) -> list[str]:
     side of a parallel corpus against the other); other whitespace is kept. A UTF-8 byte
     order mark at the start of the file is dropped.
     """
-    data = _read_bytes(path)
-    name = _display(path)
-    nul = data.find(b"\0")
-    if nul >= 0:
-        line, column = _locate(data, nul)
-        raise DataError(
-            f"{name}, line {line}: contains a NUL byte (column {column}); this looks like a "
-            "binary or UTF-16 file, not UTF-8 text: convert it, e.g. iconv -f utf-16 -t utf-8"
-        )
-    try:
-        text = data.decode("utf-8", errors="strict")
-    except UnicodeDecodeError as e:
-        line, column = _locate(data, e.start)
-        raise DataError(
-            f"{name}, line {line}: invalid UTF-8 (byte 0x{data[e.start]:02x} at column "
-            f"{column}); re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8"
-        ) from None
+    text = decode_text(_read_bytes(path), _display(path))
     if text.startswith("\ufeff"):
         text = text[1:]
     lines = text.split("\n")

@@ -175,7 +175,10 @@ class Tokenizer:
         try:
             processor.load(str(model_path))
         except (OSError, RuntimeError) as e:
-            raise DataError(f"{model_path}: not a valid SentencePiece model ({e})") from None
+            raise DataError(
+                f"{model_path}: not a valid SentencePiece model ({e}); it may be truncated: "
+                "restore the run's own copy (its checkpoints work only with it)"
+            ) from None
         return cls(processor, model_path)
 
     @property

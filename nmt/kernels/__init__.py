@@ -6,7 +6,11 @@
 - `rnn(module, x, lengths)`: a stacked, maybe bidirectional torch RNN over padded inputs;
 - `linear(layer, x)`: the output layer;
 - `loss(layer, x, target, label_smoothing)`: the summed cross-entropy of the output layer;
-- `training()`: the context one training batch's forward and backward run in.
+- `recur(module, x, hx)`: a torch RNN from a given state (the decoder's);
+- `training()`: the context one training batch's forward and backward run in, autocast
+  when `precision` is bf16 or fp16 (`nmt.kernels.precision`);
+- `unit(work)`: the context a decoding batch runs in, on as many threads as the tuner
+  measured fastest (`nmt.kernels.threads`; the count is fixed when there is no tuner).
 
 `Kernels()` is the plain path: torch's modules over a packed batch, the output layer in one
 call, whole-batch logits for the loss. `select` gives the fast paths for the machine it
@@ -26,8 +30,9 @@ assumed from the processor's vendor. torch-private APIs are used only in this pa
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +43,7 @@ from nmt import PAD_ID
 from nmt.config import ALLOWED
 from nmt.errors import ConfigError
 from nmt.kernels import probe
-from nmt.kernels.cpu import blocked_linear, rnn_by_direction
+from nmt.kernels.cpu import blocked_linear, rnn_by_direction, rnn_from_state
 from nmt.kernels.loss import linear_cross_entropy
 from nmt.kernels.onednn import (
     OneDNNMatmul,
@@ -47,6 +52,8 @@ from nmt.kernels.onednn import (
     onednn_available,
     onednn_matmul_available,
 )
+from nmt.kernels.precision import autocast, autocast_dtype, resolve_precision
+from nmt.kernels.threads import ThreadTuner
 
 CHOICES = ALLOWED["kernels"]  # auto | plain | blas | onednn: the `kernels` config key
 
@@ -59,7 +66,12 @@ class Kernels:
     logits_path: str = "plain"  # without autograd on the CPU: plain | blocked | onednn
     gemm: str = "blas"  # training's products on the CPU: blas (torch's own) | onednn
     loss_chunk: int = 0  # > 0: output layer fused with the loss, this many rows a chunk
+    precision: str = "fp32"  # training's products: fp32 | bf16 | fp16 (autocast)
+    device_type: str = "cpu"  # where the model runs: what training()'s autocast covers
     _packed: PackedLinear = field(default_factory=PackedLinear, repr=False, compare=False)
+    tuner: ThreadTuner | None = field(default=None, repr=False, compare=False)  # decoding's
+    # a training batch's low-precision copies of the weights, as autocast keeps its own
+    _casts: dict = field(default_factory=dict, repr=False, compare=False)
 
     def rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Run a batch-first RNN over the real tokens only, never over padding.
@@ -68,7 +80,7 @@ class Kernels:
         (B, D·H): the last layer's final hidden state of each direction, concatenated.
         """
         if self.rnn_path == "by_direction" and x.device.type == "cpu":
-            return rnn_by_direction(rnn, x, lengths)
+            return rnn_by_direction(rnn, x, lengths, autocast_dtype("cpu"))
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, hidden = rnn(packed)
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
@@ -77,9 +89,26 @@ class Kernels:
         directions = 2 if rnn.bidirectional else 1  # hidden: (layers·D, B, H)
         return states, torch.cat(list(hidden[-directions:]), dim=-1)
 
+    def recur(self, rnn: nn.RNNBase, x: Tensor, hx: Tensor | tuple[Tensor, Tensor]):
+        """rnn(x, hx) for a batch-first x (B, T, I) from state hx ((L, B, H), or (h, c) for
+        an LSTM) → outputs (B, T, H) and the new state; under autocast in its dtype."""
+        dtype = autocast_dtype(x.device.type)
+        if dtype is None:
+            return rnn(x, hx)
+        weights = [self._cast(w, dtype) for w in rnn._flat_weights]
+        return rnn_from_state(rnn, x, hx, dtype, weights)
+
+    def _cast(self, weight: Tensor, dtype: torch.dtype) -> Tensor:
+        """weight in dtype, cast once per training batch (every decoder step reuses it)."""
+        key = (id(weight), dtype)
+        if key not in self._casts:
+            self._casts[key] = weight.to(dtype)
+        return self._casts[key]
+
     def linear(self, layer: nn.Linear, x: Tensor) -> Tensor:
         """layer(x): x (..., In) → (..., Out)."""
-        if x.device.type == "cpu" and not _needs_grad(x, layer.weight):
+        fast = autocast_dtype(x.device.type) is None  # autocast: torch's own low precision
+        if fast and x.device.type == "cpu" and not _needs_grad(x, layer.weight):
             if self.logits_path == "onednn":
                 return self._packed(x, layer.weight, layer.bias)
             if self.logits_path == "blocked":
@@ -94,7 +123,8 @@ class Kernels:
         """
         if self.loss_chunk:
             return linear_cross_entropy(
-                x, layer.weight, layer.bias, target, label_smoothing, self.loss_chunk
+                *(x, layer.weight, layer.bias, target, label_smoothing, self.loss_chunk),
+                dtype=autocast_dtype(x.device.type),  # autocast does not see inside it
             )
         return F.cross_entropy(
             layer(x).flatten(0, -2).float(),
@@ -106,13 +136,25 @@ class Kernels:
 
     def training(self) -> AbstractContextManager:
         """The context a training batch's forward and backward run in."""
+        if self.precision != "fp32":
+            return self._low_precision()
         return OneDNNMatmul() if self.gemm == "onednn" else nullcontext()
+
+    @contextmanager
+    def _low_precision(self) -> Iterator[None]:
+        with autocast(self.precision, torch.device(self.device_type)):
+            try:
+                yield
+            finally:
+                self._casts.clear()
+
+    def unit(self, work: float) -> AbstractContextManager:
+        """The context one decoding batch of `work` (source tokens × beam) runs in."""
+        return self.tuner.unit(work) if self.tuner is not None else nullcontext()
 
     def as_dict(self) -> dict:
         """The choices, as a checkpoint records them (`from_dict` reads them back)."""
-        out = asdict(self)
-        out.pop("_packed")
-        return out
+        return {k: getattr(self, k) for k in ("rnn_path", "logits_path", "gemm", "loss_chunk")}
 
     @classmethod
     def from_dict(cls, choices: dict) -> Kernels:
@@ -133,6 +175,7 @@ def select(
     loss_chunk: int = 0,
     training: bool = False,
     recorded: dict | None = None,
+    precision: str = "fp32",
 ) -> tuple[Kernels, str]:
     """The kernels `name` (a CHOICES value, config key `kernels`) means on this device, and a
     line saying what was measured. output: the model's output layer, whose sizes the probes
@@ -140,9 +183,28 @@ def select(
     DDP's all-reduce would pass through oneDNN's dispatch mode, never measured there).
     recorded: an earlier choice (`Kernels.as_dict`, a resumed run's checkpoint holds one),
     kept for auto: measuring again could pick another way, rounding differently.
+    precision: training's, `train.precision` (fp32 | bf16 | fp16; nmt.kernels.precision),
+    fp32 where the device lacks it; bf16 and fp16 multiply through torch's own autocast.
     """
     if name not in CHOICES:
         raise ConfigError(f"kernels={name!r} is not one of: {', '.join(CHOICES)}")
+    chosen, measured = _select(name, device, output, loss_chunk, training, recorded)
+    chosen.precision, chosen.device_type = resolve_precision(precision, device), device.type
+    if chosen.precision != "fp32":
+        chosen.gemm = "blas"  # oneDNN's fp32 products would undo autocast's
+        measured += f"; {chosen.precision} autocast"
+    return chosen, measured
+
+
+def _select(
+    name: str,
+    device: torch.device,
+    output: nn.Linear,
+    loss_chunk: int,
+    training: bool,
+    recorded: dict | None,
+) -> tuple[Kernels, str]:
+    """select's choice of paths, before the precision."""
     if name == "auto" and recorded is not None:
         return Kernels.from_dict({**recorded, "loss_chunk": loss_chunk}), "auto: as recorded"
     if name == "plain":

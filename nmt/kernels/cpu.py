@@ -16,7 +16,9 @@ _KERNELS = {"RNN_TANH": torch._VF.rnn_tanh, "GRU": torch._VF.gru, "LSTM": torch.
 _WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def rnn_by_direction(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+def rnn_by_direction(
+    rnn: nn.RNNBase, x: Tensor, lengths: Tensor, dtype: torch.dtype | None = None
+) -> tuple[Tensor, Tensor]:
     """What `Kernels.rnn` computes over a packed batch, computed without packing.
 
     torch's CPU kernels slice a packed batch step by step, and the backward of each slice
@@ -24,8 +26,11 @@ def rnn_by_direction(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tenso
     step at S = 24). Here each direction of each layer runs unidirectionally over the padded
     batch, the backward one over every sentence reversed within its own length, so padding
     only ever follows the real tokens and never reaches a state that is used.
-    x: (B, S, I), lengths: (B,) ≥ 1 → states (B, S, D·H) zero at padding, final (B, D·H).
+    x: (B, S, I), lengths: (B,) ≥ 1 → states (B, S, D·H) zero at padding, final (B, D·H);
+    with `dtype` (autocast's), x and the weights are cast to it first.
     """
+    if dtype is not None:
+        x = x.to(dtype)
     directions = 2 if rnn.bidirectional else 1
     steps = torch.arange(x.size(1), device=x.device)  # (S,)
     last = (lengths.to(x.device) - 1).unsqueeze(1)  # (B, 1)
@@ -37,7 +42,7 @@ def rnn_by_direction(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tenso
         outs, finals = [], []
         for direction in range(directions):
             suffix = f"_l{layer}" + ("_reverse" if direction else "")
-            weights = [getattr(rnn, name + suffix) for name in names]
+            weights = [getattr(rnn, name + suffix).to(dtype or x.dtype) for name in names]
             inp = _gather_steps(x, flip) if direction else x
             out = _unidirectional(rnn, inp, weights)  # (B, S, H)
             finals.append(out.gather(1, last.unsqueeze(-1).expand(-1, 1, out.size(-1))))
@@ -54,6 +59,22 @@ def _unidirectional(rnn: nn.RNNBase, x: Tensor, weights: list[Tensor]) -> Tensor
     hx = (h0, h0) if rnn.mode == "LSTM" else h0
     kernel = _KERNELS[rnn.mode]
     return kernel(x, hx, weights, rnn.bias, 1, 0.0, rnn.training, False, True)[0]
+
+
+def rnn_from_state(
+    rnn: nn.RNNBase,
+    x: Tensor,
+    hx: Tensor | tuple[Tensor, Tensor],
+    dtype: torch.dtype,
+    weights: list[Tensor],
+) -> tuple[Tensor, Tensor | tuple[Tensor, Tensor]]:
+    """rnn(x, hx) in dtype: torch's RNN modules run in their weights' dtype, which autocast
+    leaves alone. x: (B, T, I) batch-first, hx: (L, B, H) or an LSTM's (h, c), weights: the
+    module's flat weights in dtype → outputs (B, T, H) and the new state, in dtype."""
+    hx = tuple(h.to(dtype) for h in hx) if isinstance(hx, tuple) else hx.to(dtype)
+    args = (rnn.bias, rnn.num_layers, rnn.dropout, rnn.training, rnn.bidirectional, True)
+    out = _KERNELS[rnn.mode](x.to(dtype), hx, weights, *args)
+    return out[0], (out[1], out[2]) if rnn.mode == "LSTM" else out[1]
 
 
 def _gather_steps(x: Tensor, index: Tensor) -> Tensor:

@@ -25,24 +25,27 @@ def linear_cross_entropy(
     target: Tensor,
     label_smoothing: float = 0.0,
     chunk: int = 1024,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
     """Summed token cross-entropy of `x @ weight.T + bias` against `target`, PAD_ID ignored.
 
     x: (..., H) output-layer inputs, weight: (V, H), bias: (V,) or None, target: (...) ids
-    with the shape of x without its last dimension. Returns a 0-dim float32 tensor.
+    with the shape of x without its last dimension. Returns a 0-dim float32 tensor. dtype
+    (autocast's, which does not reach inside this function): the products' precision; the
+    loss, softmax and the weight's gradient sums stay float32.
     """
     x, target = x.reshape(-1, x.size(-1)), target.reshape(-1)  # (N, H), (N,)
     if torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, bias)
     ):
-        return _LinearCrossEntropy.apply(x, weight, bias, target, label_smoothing, chunk)
-    return _chunked(x, weight, bias, target, label_smoothing, chunk, grads=False)[0]
+        return _LinearCrossEntropy.apply(x, weight, bias, target, label_smoothing, chunk, dtype)
+    return _chunked(x, weight, bias, target, label_smoothing, chunk, False, dtype)[0]
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, target, label_smoothing, chunk):  # type: ignore[override]
-        loss, dx, dw, db = _chunked(x, weight, bias, target, label_smoothing, chunk, grads=True)
+    def forward(ctx, x, weight, bias, target, label_smoothing, chunk, dtype):  # type: ignore[override]
+        loss, dx, dw, db = _chunked(x, weight, bias, target, label_smoothing, chunk, True, dtype)
         ctx.save_for_backward(dx, dw, db)
         return loss
 
@@ -53,6 +56,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             (dx * grad_loss).to(dx.dtype),
             dw * grad_loss,
             None if db is None else db * grad_loss,
+            None,
             None,
             None,
             None,
@@ -67,16 +71,22 @@ def _chunked(
     label_smoothing: float,
     chunk: int,
     grads: bool,
+    dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
-    """The summed loss and, with `grads`, d loss / d (x, weight, bias). x: (N, H), target: (N,)."""
+    """The summed loss and, with `grads`, d loss / d (x, weight, bias). x: (N, H), target: (N,).
+    With dtype, the products run in it and their sums are kept in the weight's dtype."""
     n, vocab = x.size(0), weight.size(0)
+    sums = weight.dtype  # the gradients' dtype: the parameters'
+    if dtype is not None:
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
     keep = 1.0 - label_smoothing
     loss = torch.zeros((), dtype=torch.float32, device=x.device)
     dx = torch.empty_like(x) if grads else None  # (N, H)
     # d loss / d weight, transposed: in xsᵀ·g the transposed left operand is the small xs
     # (n × H); oneDNN (nmt.kernels.onednn) ran gᵀ·xs 25% slower with 40 MB more scratch
-    dw_t = weight.new_zeros(weight.size(1), vocab) if grads else None  # (H, V)
-    db = torch.zeros_like(bias) if grads and bias is not None else None  # (V,)
+    dw_t = weight.new_zeros(weight.size(1), vocab, dtype=sums) if grads else None  # (H, V)
+    db = torch.zeros_like(bias, dtype=sums) if grads and bias is not None else None  # (V,)
     with torch.no_grad():
         for start in range(0, n, max(chunk, 1)):
             xs, ts = x[start : start + chunk], target[start : start + chunk]  # (n, H), (n,)
@@ -102,7 +112,10 @@ def _chunked(
                 g -= label_smoothing / vocab
             g = g.mul_(real).to(weight.dtype)
             dx[start : start + chunk] = g @ weight  # type: ignore[index]
-            dw_t.addmm_(xs.t(), g)  # type: ignore[union-attr]
+            if dw_t.dtype == g.dtype:  # type: ignore[union-attr]
+                dw_t.addmm_(xs.t(), g)  # type: ignore[union-attr]
+            else:  # a low-precision product, summed at the parameters' precision
+                dw_t += xs.t() @ g  # type: ignore[operator]
             if db is not None:
                 db += g.sum(dim=0)
     return loss, dx, None if dw_t is None else dw_t.t(), db

@@ -103,9 +103,9 @@ class AttentionDecoder(nn.Module):
     def _run_rnn(self, x: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """x: (B, T, I) → RNN outputs (B, T, Hd) and the state after the last step."""
         if self.cell == "lstm":
-            out, (h, c) = self.rnn(x, (state.hidden, state.cell))
+            out, (h, c) = self.kernels.recur(self.rnn, x, (state.hidden, state.cell))
             return out, replace(state, hidden=h, cell=c)
-        out, h = self.rnn(x, state.hidden)
+        out, h = self.kernels.recur(self.rnn, x, state.hidden)
         return out, replace(state, hidden=h)
 
     def values(self, memory: Tensor) -> Tensor:

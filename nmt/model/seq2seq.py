@@ -14,12 +14,15 @@ inputs are the same shifted right behind BOS.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
 from nmt import BOS_ID, PAD_ID
 from nmt.config import AttentionConfig, ModelConfig
 from nmt.kernels import Kernels
+from nmt.kernels.quantize import int8_copy
 from nmt.model.attention import build_attention
 from nmt.model.decoder import AttentionDecoder, DecoderState, EncoderOutput
 from nmt.model.encoder import RNNEncoder
@@ -92,7 +95,7 @@ class Seq2Seq(nn.Module):
 
         N = B·K state rows for enc's B sources: K hypotheses of each, consecutive."""
         logits, state, attn = self.decoder.step(enc, state, y_prev)
-        return torch.log_softmax(logits.float(), dim=-1), state, attn
+        return torch.log_softmax(logits.float(), dim=-1), state, attn.float()
 
     def forward(self, src: Tensor, src_len: Tensor, tgt: Tensor) -> tuple[Tensor, Tensor]:
         """Teacher forcing. tgt: (B, T) gold outputs → attentional vectors ã (B, T, Hd), the
@@ -103,6 +106,22 @@ class Seq2Seq(nn.Module):
     def logits(self, x: Tensor) -> Tensor:
         """x: (..., Hd) attentional vectors → logits (..., V)."""
         return self.decoder.logits(x)
+
+    def int8(self) -> Seq2Seq:
+        """A copy for CPU decoding with int8 weights (nmt.kernels.quantize) in the RNNs, the
+        attention's query projection and the output layer, computed by the plain path (on
+        this model's thread tuner); this model is unchanged."""
+        names = ["encoder.rnn", "decoder.rnn", "decoder.output"]
+        if isinstance(getattr(self.decoder.attention, "query_proj", None), nn.Linear):
+            names.append("decoder.attention.query_proj")
+        quantized = int8_copy(self, names)
+        return quantized.use(Kernels(tuner=self.kernels.tuner))
+
+    def in_dtype(self, dtype: torch.dtype) -> Seq2Seq:
+        """A copy for decoding with every parameter in dtype (bf16, fp16), computed by the
+        plain products (on this model's thread tuner); this model is unchanged."""
+        cast = copy.deepcopy(self).to(dtype)
+        return cast.use(Kernels(rnn_path=self.kernels.rnn_path, tuner=self.kernels.tuner))
 
     def use(self, kernels: Kernels) -> Seq2Seq:
         """Compute the heavy operations the way `kernels` says (nmt.kernels.select); the

@@ -11,24 +11,89 @@ once and gives it its names by hard links (a copy where the file system has none
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
 import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from nmt.errors import RunDirError
+from nmt.errors import DiskFullError, NmtError, RunDirError
 from nmt.rundir import BEST, LAST
+
+log = logging.getLogger(__name__)
 
 _NUMBERED = re.compile(r"(update|best)-(\d{7})\.pt")
 _UNSAFE = re.compile(r"Unsupported (global|operand)[^.\n]*")
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _nearest_folder(path: Path) -> Path:
+    """path's folder, or the nearest one above it that exists (a deleted folder is remade)."""
+    return next((p for p in path.parents if p.is_dir()), path.parent)
+
+
+@contextmanager
+def write_errors(path: Path, need: int, then: str) -> Iterator[None]:
+    """Say what to do when writing `path` (about `need` bytes) fails, as one line.
+
+    A full file system (ENOSPC, EDQUOT) becomes a DiskFullError naming the folder, the space
+    needed and the space free; a folder that cannot be written (EACCES, EPERM, EROFS) a
+    RunDirError; either ends with `then`, what to do once the cause is gone. Any other
+    OSError is given path as its file name if it has none.
+    """
+    try:
+        yield
+    except NmtError:
+        raise
+    except OSError as err:
+        reason = err.strerror or str(err)
+        folder = _nearest_folder(path)
+        if err.errno in _NO_SPACE:
+            try:
+                free = f" and {folder} has {_mb(shutil.disk_usage(folder).free)} free"
+            except OSError:
+                free = ""
+            if err.errno == errno.EDQUOT:  # the file system has room; the user's quota has not
+                free = f" and the disk quota of {folder} is spent"
+            message = (
+                f"{path}: {reason}: writing it needs about {_mb(need)}{free}; "
+                f"free some space, then {then}"
+            )
+            raise DiskFullError(message, err.errno, reason, str(path)) from err
+        if err.errno in _NOT_WRITABLE:
+            raise RunDirError(
+                f"{folder}: {reason}: cannot write {path} there; make {folder} writable, "
+                f"then {then}"
+            ) from err
+        if not err.filename:
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
+
+
+def payload_bytes(tree: Any) -> int:
+    """Bytes of the tensors in a state: about the size of its checkpoint file."""
+    if isinstance(tree, torch.Tensor):
+        return tree.numel() * tree.element_size()
+    if isinstance(tree, Mapping):
+        return sum(payload_bytes(v) for v in tree.values())
+    if isinstance(tree, list | tuple):
+        return sum(payload_bytes(v) for v in tree)
+    return 0
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -109,26 +174,35 @@ def save_checkpoint(state: dict[str, Any], path: Path, also: tuple[Path, ...] = 
     _fsync_dir(path.parent)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace a small text file (config.yaml, metrics.csv) so it is never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def write_text_atomic(path: Path, text: str, then: str = "run the command again") -> None:
+    """Replace a small text file (config.yaml, metrics.csv) so it is never half-written; a
+    failure says what to do (write_errors), `then` once its cause is gone."""
+    with write_errors(path, len(text.encode("utf-8", "surrogatepass")), then):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_path(path)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 class CheckpointDir:
     """The `checkpoints/` folder of one run (RunDir.checkpoints): what is saved under which
-    names, and pruning."""
+    names, and pruning.
+
+    A save that fails stops training with one line saying why and what to do (a full disk:
+    the space needed and free; a folder that cannot be written), the checkpoints saved before
+    untouched. If the folder is deleted while training runs, the next save makes it again
+    with a warning: the model in memory is then the only copy of the run, so it is saved.
+    """
 
     def __init__(self, folder: Path, keep_last: int = 3, keep_best: int = 1) -> None:
         self.folder = folder
         self.keep_last = keep_last
         self.keep_best = keep_best
+        self._known = folder.is_dir()  # the folder existed or was saved into: expected to stay
 
     @property
     def last(self) -> Path:
@@ -165,8 +239,24 @@ class CheckpointDir:
             also.append(self.folder / f"best-{update:07d}.pt")
         if self.keep_last > 0:
             also.append(self.folder / f"update-{update:07d}.pt")
-        save_checkpoint(state, self.last, tuple(also))
-        self._prune(keep_best_updates)
+        if self._known and not self.folder.is_dir():
+            log.warning(
+                "%s was deleted while training ran: made it again and saved update %d as %s; "
+                "the checkpoints it held are lost%s",
+                self.folder,
+                update,
+                LAST,
+                "" if best else f" ({BEST} returns at the next better validation)",
+            )
+        run = self.folder.parent
+        kept = (
+            "the checkpoints saved before are intact" if self.last.is_file() else "none saved yet"
+        )
+        then = f"continue with resume=true hydra.run.dir={run} ({kept})"
+        with write_errors(self.last, payload_bytes(state), then):
+            save_checkpoint(state, self.last, tuple(also))
+            self._prune(keep_best_updates)
+        self._known = True
 
     def _prune(self, keep_best_updates: list[int]) -> None:
         numbered: dict[str, list[tuple[int, Path]]] = {"update": [], "best": []}

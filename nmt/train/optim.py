@@ -56,3 +56,58 @@ def _total_norm(params: list[nn.Parameter]) -> float:
     """The global L2 norm of the gradients (inf or nan when any element is)."""
     norms = [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+class LossScaling:
+    """fp16's dynamic loss scaling (torch.amp.GradScaler: CUDA), which keeps small gradients
+    from underflowing; nothing at fp32 or bf16, whose range needs none.
+
+    An update whose scaled gradient overflowed is skipped and the scale halved: a normal
+    event at fp16, not a sign of divergence (the trainer does not count it as a bad update).
+    """
+
+    def __init__(self, precision: str, device: torch.device) -> None:
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
+    def unscale(self, optimizer: torch.optim.Optimizer) -> None:
+        """Bring the gradients back to their true size before clipping."""
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+
+    def overflowed(self, loss_ok: bool, norm: float) -> bool:
+        """Whether a non-finite gradient norm was fp16's overflow (skip, halve the scale)."""
+        if self.scaler is None or not loss_ok or math.isfinite(norm):
+            return False
+        self.scaler.update()  # finds the inf the unscale recorded: a smaller scale next time
+        return True
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+
+    def state_dict(self) -> dict | None:
+        return None if self.scaler is None else self.scaler.state_dict()
+
+    def load_state_dict(self, state: dict | None) -> None:
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
+
+
+def diverged_message(update: int, limit: int, last: str, saved_update: int | None) -> str:
+    """Why training stopped after `limit` non-finite updates in a row, and what to do."""
+    saved = (
+        f"{last} holds update {saved_update}, the last good state"
+        if saved_update is not None
+        else "no checkpoint had been saved yet"
+    )
+    return (
+        f"training stopped after update {update}: {limit} updates in a row had a non-finite "
+        f"(NaN or inf) loss or gradient (train.max_bad_updates={limit}); {saved}. Lower "
+        "optim.lr, set optim.clip_norm, or check the training data"
+    )

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from nmt.errors import ConfigError, RunDirError
-from nmt.rundir import RunDir
-from nmt.train.checkpoint import CheckpointDir, load_checkpoint, write_text_atomic
+from nmt.rundir import RunDir, metrics_reader, metrics_row
+from nmt.train.checkpoint import CheckpointDir, load_checkpoint, write_errors, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,7 @@ def check_training_state(
     for key in ("optimizer", "progress"):
         if key not in state:
             raise RunDirError(f"{path}: not a training checkpoint (no {key} in it)")
+    RunDir(run_dir).check_spm(data.get("spm_sha256", {}), path)
 
 
 def data_fingerprint(src: Iterable[str], tgt: Iterable[str]) -> str:
@@ -204,8 +205,13 @@ def data_fingerprint(src: Iterable[str], tgt: Iterable[str]) -> str:
 
 
 class MetricsLog:
-    """metrics.csv: a header, then rows appended as training goes; on resume, rows written
-    after the checkpoint (by the run that was killed) are dropped, so none is duplicated."""
+    """metrics.csv: a header, then rows appended as training goes.
+
+    On resume the file is repaired to end where the checkpoint does: rows written after it
+    (by the run that stopped, which the resumed run writes again) and a last line cut off by
+    a kill are dropped, with a warning. A file that is no metrics.csv, or a row edited so that
+    it holds no number where one belongs, is refused naming the line.
+    """
 
     def __init__(self, path: Path, fields: list[str]) -> None:
         self.path = path
@@ -216,18 +222,52 @@ class MetricsLog:
         out = io.StringIO()
         writer = csv.DictWriter(out, self.fields, lineterminator="\n")
         writer.writeheader()
-        if resume_update is not None and self.path.is_file():
+        if resume_update is not None and not self.path.is_file():
+            log.warning(
+                "%s: missing; started it again (the rows up to update %d are lost)",
+                self.path,
+                resume_update,
+            )
+        elif resume_update is not None:
             text = self.path.read_text(encoding="utf-8")
             complete = text[: text.rfind("\n") + 1]  # a row cut by a kill has no newline
-            for row in csv.DictReader(io.StringIO(complete)):
-                try:
-                    update = int(row.get("update") or "")
-                except ValueError:
+            if complete != text:
+                log.warning(
+                    "%s: dropped its last line, cut off by the stop (%r)",
+                    self.path,
+                    text[len(complete) :][:60],
+                )
+            later = []
+            reader = metrics_reader(io.StringIO(complete, newline=""), self.path)
+            for raw in reader:
+                row = metrics_row(raw, self.path, reader.line_num)
+                if row["update"] is None:  # no update to place it by: not nmt-train's row
                     continue
-                if update <= resume_update:
-                    writer.writerow({k: row.get(k, "") for k in self.fields})
-        write_text_atomic(self.path, out.getvalue())
+                if row["update"] <= resume_update:
+                    writer.writerow({k: raw.get(k, "") for k in self.fields})
+                else:
+                    later.append(row["update"])
+            if later:
+                log.warning(
+                    "%s: dropped %d row(s) of updates %d-%d, written after the checkpoint "
+                    "(update %d) by the run that stopped; training repeats them",
+                    self.path,
+                    len(later),
+                    min(later),
+                    max(later),
+                    resume_update,
+                )
+        write_text_atomic(self.path, out.getvalue(), then=self._then)
 
     def write(self, row: dict[str, Any]) -> None:
-        with self.path.open("a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, self.fields, lineterminator="\n").writerow(row)
+        line = io.StringIO()
+        csv.DictWriter(line, self.fields, lineterminator="\n").writerow(row)
+        with (
+            write_errors(self.path, len(line.getvalue()), self._then),
+            self.path.open("a", newline="", encoding="utf-8") as f,
+        ):
+            f.write(line.getvalue())
+
+    @property
+    def _then(self) -> str:
+        return f"continue with resume=true hydra.run.dir={self.path.parent}"

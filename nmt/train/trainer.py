@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import signal
 import time
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from nmt.data.batching import Batch, TokenBatchSampler
 from nmt.errors import ConfigError, DivergedError
 from nmt.kernels import select
+from nmt.kernels.threads import resolve_threads
 from nmt.model import Seq2Seq
 from nmt.rundir import RunDir
 from nmt.train.checkpoint import CheckpointDir, load_model_state
@@ -28,7 +30,13 @@ from nmt.train.checkpoint import write_text_atomic as _write_text
 from nmt.train.dataset import prepare_data
 from nmt.train.distributed import Distributed, resolve_device
 from nmt.train.loss import batch_loss
-from nmt.train.optim import build_optimizer, build_scheduler, clip_gradients
+from nmt.train.optim import (
+    LossScaling,
+    build_optimizer,
+    build_scheduler,
+    clip_gradients,
+    diverged_message,
+)
 from nmt.train.signals import StopSignals
 from nmt.train.state import (
     MetricsLog,
@@ -73,8 +81,9 @@ class Trainer:
             _write_text(self.files.config_path, OmegaConf.to_yaml(cfg, resolve=True))
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        # one count for the whole run: 1 and 2 threads sum a gradient differently
+        threads, _ = resolve_threads(cfg.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        torch.set_num_threads(threads)
         self.device = self.dist.device
         with self.dist.main_first():  # rank 0 trains SentencePiece; the others load its models
             self.vocabs, self.train_data, self.valid_data = prepare_data(cfg.data, run_dir)
@@ -88,10 +97,12 @@ class Trainer:
             *(cfg.kernels, self.device, self.model.decoder.output, cfg.optim.loss_chunk),
             training=not self.dist.active,  # DDP's all-reduce would pass through oneDNN's mode
             recorded=(resume_state or {}).get("kernels"),
+            precision=loop.precision,
         )
         log.info("kernels: %s (%s)", kernels.describe(), measured)
         self.model.use(kernels)
         self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scaling = LossScaling(self.model.kernels.precision, self.device)
         self.scheduler = build_scheduler(
             self.optimizer, cfg.optim, maximize=loop.early_stop_metric == "bleu"
         )
@@ -123,6 +134,7 @@ class Trainer:
         check_training_state(state, last, self.data_sha256, self.cfg.data.train, self.run_dir)
         load_model_state(self.model, state["model"], last)
         self.optimizer.load_state_dict(state["optimizer"])
+        self.scaling.load_state_dict(state.get("loss_scale"))
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.progress = p = Progress.from_dict(state["progress"])
@@ -217,7 +229,7 @@ class Trainer:
         # DDP all-reduces at an update's last batch
         with self.dist.no_sync(self.net, last), self.model.kernels.training():
             loss = self._loss(batch, self.cfg.optim.label_smoothing)
-            (loss / (batch.ntokens * self.share)).backward()
+            self.scaling.backward(loss / (batch.ntokens * self.share))
         return loss.item(), batch.ntokens
 
     def _should_stop(self, signals: StopSignals) -> str | None:
@@ -236,7 +248,11 @@ class Trainer:
         p = self.progress
         params = [q for q in self.model.parameters() if q.grad is not None]
         loss_ok = all(math.isfinite(loss) for loss, _ in losses)
+        self.scaling.unscale(self.optimizer)
         norm = clip_gradients(params, self.cfg.optim)
+        if self.scaling.overflowed(loss_ok, norm):  # fp16: a smaller scale, not divergence
+            self.optimizer.zero_grad(set_to_none=True)
+            return False
         if not (loss_ok and math.isfinite(norm)):
             self.optimizer.zero_grad(set_to_none=True)
             p.bad_updates += 1
@@ -251,7 +267,8 @@ class Trainer:
                 limit,
             )
             if p.bad_updates >= limit:
-                raise DivergedError(self._diverged_message(limit))
+                last, saved = str(self.checkpoints.last), self.saved_update
+                raise DivergedError(diverged_message(p.update, limit, last, saved))
             return False
         p.bad_updates = 0
         for loss, ntokens in losses:
@@ -259,25 +276,13 @@ class Trainer:
             p.running_loss = (
                 per_token if p.running_loss is None else 0.95 * p.running_loss + 0.05 * per_token
             )
-        self.optimizer.step()
+        self.scaling.step(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
             self.scheduler.step()
         p.update += 1
         self._window = (self._window[0] + sum(n for _, n in losses), self._window[1])
         return True
-
-    def _diverged_message(self, limit: int) -> str:
-        saved = (
-            f"{self.checkpoints.last} holds update {self.saved_update}, the last good state"
-            if self.saved_update is not None
-            else "no checkpoint had been saved yet"
-        )
-        return (
-            f"training stopped after update {self.progress.update}: {limit} updates in a row "
-            f"had a non-finite (NaN or inf) loss or gradient (train.max_bad_updates={limit}); "
-            f"{saved}. Lower optim.lr, set optim.clip_norm, or check the training data"
-        )
 
     def _after_update(self) -> None:
         """Log, validate and save as the counters say; a checkpoint follows the rows it covers."""
@@ -348,16 +353,8 @@ class Trainer:
             self.metrics.write(
                 self._row(split="valid", loss=nll, ppl=ppl, bleu=bleu, elapsed_s=elapsed)
             )
-        log.info(
-            "update %d epoch %d: valid ppl %.2f BLEU %.2f lr %.2e%s (%.0fs)",
-            p.update,
-            p.epoch + 1,
-            ppl,
-            bleu,
-            self.lr,
-            "  *best*" if improved else "",
-            elapsed,
-        )
+        said = f"valid ppl {ppl:.2f} BLEU {bleu:.2f} lr {self.lr:.2e}{'  *best*' * improved}"
+        log.info("update %d epoch %d: %s (%.0fs)", p.update, p.epoch + 1, said, elapsed)
         self._save(best=improved)
 
     def _save(self, best: bool) -> None:
@@ -380,19 +377,16 @@ class Trainer:
                 "train_pairs": len(self.train_data),
                 "shuffle_seed": self.sampler.seed,
                 "epoch_batches": len(self.sampler),
+                "spm_sha256": self.files.spm_hashes(),  # resume refuses an edited model
             },
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "kernels": self.model.kernels.as_dict(),
+            "loss_scale": self.scaling.state_dict(),
         }
         kept = [int(update) for _, update in p.best_kept]
         self.checkpoints.save(state, p.update, best, kept)
         self.saved_update = p.update
 
     def _row(self, split: str, **values: float) -> dict:
-        return {
-            "update": self.progress.update,
-            "epoch": self.progress.epoch + 1,
-            "split": split,
-            "lr": self.lr,
-            **values,
-        }
+        p = self.progress
+        return {"update": p.update, "epoch": p.epoch + 1, "split": split, "lr": self.lr, **values}

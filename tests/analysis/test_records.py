@@ -89,6 +89,9 @@ DECODE = [
     "max_len_a",
     "max_len_b",
     "batch_size",
+    "buffer_size",
+    "precision",
+    "quantize",
 ]
 CLASS = ["label", "count", "share", "bleu", "action", "ties"]
 FALLOUT = ["sentences", "reasons", "mean_pruned_step", "pruned_at_step_1"]

@@ -95,6 +95,9 @@ def test_decode_yaml_files_set_every_key_and_beam_has_the_issue_defaults():
         "max_len_a": 1.5,
         "max_len_b": 10,
         "batch_size": 64,
+        "buffer_size": 1000,
+        "precision": "fp32",
+        "quantize": "none",
     }
     validate_decode(beam)
     validate_decode(compose_config("train", []).decode)  # greedy, the training default

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import errno
+import os
 import pickle
+import shutil
 
 import pytest
 import torch
 
-from nmt.errors import RunDirError
+from nmt.errors import DiskFullError, NmtError, RunDirError
 from nmt.train import checkpoint as ckpt
 from nmt.train.checkpoint import (
     CheckpointDir,
     load_checkpoint,
     load_model_state,
     save_checkpoint,
+    write_text_atomic,
 )
 from tests.conftest import tiny_model
 
@@ -104,3 +107,29 @@ def test_a_checkpoint_of_another_model_names_the_parameters_that_differ(tmp_path
     assert "shapes differ: " in message and "(25, " in message and "(19, " in message
     assert "decoder." in message and "\n" not in message
     load_model_state(small, tiny_model(tgt_vocab=19, seed=5).state_dict(), tmp_path / "x")
+
+
+def test_a_full_disk_or_quota_says_the_space_needed_and_what_to_do(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.csv"
+
+    def full(src, dst, code=errno.ENOSPC):
+        raise OSError(code, os.strerror(code), str(src), None, str(dst))
+
+    monkeypatch.setattr(ckpt.os, "replace", full)
+    usage = shutil.disk_usage(tmp_path)._replace(free=3_400_000)
+    monkeypatch.setattr(ckpt.shutil, "disk_usage", lambda folder: usage)
+    with pytest.raises(DiskFullError) as err:
+        write_text_atomic(path, "x" * 2_000_000, then="try again")
+    assert str(err.value) == (
+        f"{path}: No space left on device: writing it needs about 2.0 MB and {tmp_path} has "
+        "3.4 MB free; free some space, then try again"
+    )
+    assert (err.value.errno, err.value.filename) == (errno.ENOSPC, str(path))
+    monkeypatch.setattr(ckpt.os, "replace", lambda s, d: full(s, d, errno.EDQUOT))
+    with pytest.raises(DiskFullError, match=f"and the disk quota of {tmp_path} is spent;"):
+        write_text_atomic(path, "x")
+    monkeypatch.setattr(ckpt.os, "replace", lambda s, d: full(s, d, errno.EIO))
+    with pytest.raises(OSError) as err:  # other failures keep their own message
+        write_text_atomic(path, "x")
+    assert not isinstance(err.value, NmtError) and err.value.errno == errno.EIO
+    assert not list(tmp_path.iterdir())  # nothing half-written left behind
