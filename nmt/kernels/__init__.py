@@ -72,6 +72,7 @@ class Kernels:
     tuner: ThreadTuner | None = field(default=None, repr=False, compare=False)  # decoding's
     # a training batch's low-precision copies of the weights, as autocast keeps its own
     _casts: dict = field(default_factory=dict, repr=False, compare=False)
+    _casting: bool = field(default=False, repr=False, compare=False)  # inside training()
 
     def rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Run a batch-first RNN over the real tokens only, never over padding.
@@ -99,7 +100,10 @@ class Kernels:
         return rnn_from_state(rnn, x, hx, dtype, weights)
 
     def _cast(self, weight: Tensor, dtype: torch.dtype) -> Tensor:
-        """weight in dtype, cast once per training batch (every decoder step reuses it)."""
+        """weight in dtype, cast once per training batch (every decoder step reuses it);
+        outside training() every call casts: the weights may have changed."""
+        if not self._casting:
+            return weight.to(dtype)
         key = (id(weight), dtype)
         if key not in self._casts:
             self._casts[key] = weight.to(dtype)
@@ -143,9 +147,11 @@ class Kernels:
     @contextmanager
     def _low_precision(self) -> Iterator[None]:
         with autocast(self.precision, torch.device(self.device_type)):
+            self._casting = True
             try:
                 yield
             finally:
+                self._casting = False
                 self._casts.clear()
 
     def unit(self, work: float) -> AbstractContextManager:

@@ -3,8 +3,10 @@
 import csv
 
 import pytest
+import torch
 
 from nmt.errors import DataError, RunDirError
+from nmt.kernels.precision import cpu_has_bf16
 from nmt.train.checkpoint import load_checkpoint
 from nmt.train.state import Progress
 from nmt.train.trainer import Trainer
@@ -207,3 +209,30 @@ def test_a_resumed_run_keeps_the_kernels_its_checkpoint_records(tmp_path, monkey
         tmp_path, "train.max_updates=4", "train.valid_every=2", "seed=3", "resume=true"
     )
     assert resumed.model.kernels.as_dict() == recorded
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no AVX512-BF16/AMX")
+def test_bf16_training_learns_with_fp32_weights_and_resumes_bit_identically(tmp_path):
+    """train.precision=bf16: autocast around fp32 master weights; the loss falls, the
+    checkpoint holds fp32 tensors, and resume is as exact as at fp32."""
+    overrides = ("train.max_updates=6", "train.valid_every=3", "train.precision=bf16", "seed=5")
+    whole = _trainer(tmp_path, *overrides, name="whole")
+    assert whole.model.kernels.precision == "bf16"
+    whole.fit()
+    state = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
+    assert all(t.dtype == torch.float32 for t in state["model"].values() if t.is_floating_point())
+    assert state["loss_scale"] is None  # bf16 needs no loss scaling
+    rows = [
+        r
+        for r in csv.DictReader((tmp_path / "whole" / "metrics.csv").open())
+        if r["split"] == "valid"
+    ]
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    half = ("train.max_updates=3", "train.valid_every=3", "train.precision=bf16", "seed=5")
+    _trainer(tmp_path, *half, name="split").fit()
+    resumed = _trainer(tmp_path, *overrides, "resume=true", name="split")
+    resumed.fit()
+    for (name, a), b in zip(
+        whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
