@@ -9,7 +9,8 @@ them all and prints the table, writes work/speed.json and work/growth.png):
 
 - prepare: Multi30k de→en as plain text in work/data, one joint 8k SentencePiece model
   (trained by our code) and its piece list, the vocabulary both toolkits use.
-- train:   `warmup` + `updates` updates of each toolkit, ours then JoeyNMT's, `repeat`
+- train:   `warmup` + `updates` updates of each toolkit, ours then JoeyNMT's (then
+  OpenNMT-py 3.5.1's where peers/opennmt/setup.sh made its venv, opennmt=true), `repeat`
   times (A B A B); target tokens/s over the windows after warm-up, as each toolkit logs it
   (both count non-padding target tokens, EOS included, training time only), and peak RSS
   (/usr/bin/time -v).
@@ -72,6 +73,7 @@ DEFAULTS = {
     "decode_limit": "0",
     "results": str(HERE / "results"),
     "busy": "0",  # stages run beside this many processes spinning a core each
+    "opennmt": "true",  # train: OpenNMT-py too, where bench/peers/opennmt/setup.sh made it
 }
 STAGES = {
     "prepare": prepare,

@@ -37,10 +37,10 @@ GIVES = {
 }
 
 
-def paired(runs: list[dict], value) -> tuple[float, float, float, list]:
-    """Medians of ours and JoeyNMT's figure, and the median of the A/B ratios per repeat."""
+def paired(runs: list[dict], value, peer: str = "joeynmt") -> tuple[float, float, float, list]:
+    """Medians of ours and the peer's figure, and the median of the A/B ratios per repeat."""
     ours = {r["repeat"]: value(r) for r in runs if r["side"] == "ours"}
-    joey = {r["repeat"]: value(r) for r in runs if r["side"] == "joeynmt"}
+    joey = {r["repeat"]: value(r) for r in runs if r["side"] == peer}
     ratios = [ours[k] / joey[k] for k in ours if k in joey]
     loads = [r["load_start"][0] for r in runs]
     return (
@@ -92,7 +92,13 @@ def train_rows(tr: dict) -> list[dict]:
     o, j, r, ld = paired(tr["runs"], mean_rate)
     rows = [row("train target tokens/s", round(o), round(j), r, ">= 2.5x", r >= 2.5, ld)]
     o, j, r, ld = paired(tr["runs"], peak_rss)
-    return [*rows, row("train peak RSS MB", o, j, r, "<= 0.7x", r <= 0.7, ld)]
+    rows.append(row("train peak RSS MB", o, j, r, "<= 0.7x", r <= 0.7, ld))
+    if any(x["side"] == "opennmt" and x["rates"] for x in tr["runs"]):  # the second peer
+        o, n, r, ld = paired(tr["runs"], mean_rate, "opennmt")
+        rows.append(
+            row("train tok/s, OpenNMT-py in its column", round(o), round(n), r, "", None, ld)
+        )
+    return rows
 
 
 def budget_loads(bu: dict) -> list[float]:

@@ -14,6 +14,10 @@ from speed_common import (
     joey_rates,
     joey_train,
     load,
+    onmt_config,
+    onmt_python,
+    onmt_rates,
+    onmt_train,
     ours_rates,
     ours_train,
     timed_run,
@@ -81,6 +85,15 @@ def train_speed(a: dict, work: Path) -> dict:
             f"train joeynmt #{r}: {statistics.mean(res['rates']):.0f} tok/s, load {res['load_start']}",
             flush=True,
         )
+        if a["opennmt"] == "true" and Path(onmt_python()).exists():  # the second peer
+            model_dir = work / "runs" / f"onmt-train-{r}"
+            config = onmt_config(work, model_dir, updates=total, logging_freq=every)
+            log = work / "runs" / f"onmt-train-{r}.log"
+            res = timed_run(onmt_train(config, model_dir), log, threads)
+            res.update(side="opennmt", repeat=r, rates=onmt_rates(log, warmup))
+            runs.append(res)
+            rate = statistics.mean(res["rates"]) if res["rates"] else float("nan")
+            print(f"train opennmt #{r}: {rate:.0f} tok/s, load {res['load_start']}", flush=True)
     return {"warmup": warmup, "updates": updates, "threads": threads, "runs": runs}
 
 
