@@ -52,7 +52,7 @@ import sys
 from pathlib import Path
 
 from kvargs import parse_kv
-from speed_common import HERE, PEER, joey_python, load, save
+from speed_common import HERE, PEER, busy, joey_python, load, save
 from speed_decode import decode, shared
 from speed_growth import growth
 from speed_report import report, write_run
@@ -88,11 +88,6 @@ STAGES = {
 __all__ = ["STAGES", "main", "ours_budget"]  # ours_budget: bench/README.md calls it directly
 
 
-def spin(n: int) -> list[subprocess.Popen]:
-    """n processes that each keep a core busy (`while True: pass`), as another job would."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-
-
 def main(argv: list[str]) -> None:
     a = parse_kv(argv, DEFAULTS)
     work = Path(a["work"]).resolve()
@@ -105,19 +100,14 @@ def main(argv: list[str]) -> None:
     if set(stages) & {"train", "budget", "decode", "shared"} and not Path(joey_python()).exists():
         subprocess.run(["bash", str(PEER / "setup.sh")], check=True)
     loads = {"start": load(), "stages": {}}  # 1, 5 and 15-minute load averages
-    busy = int(a["busy"])
+    spinning = int(a["busy"])
     for stage in stages:
-        spinners = spin(busy) if stage not in ("prepare", "report") else []
         loads["stages"][stage] = load()
-        print(f"== {stage} (load {loads['stages'][stage]}, {busy} busy)", flush=True)
-        try:
+        print(f"== {stage} (load {loads['stages'][stage]}, {spinning} busy)", flush=True)
+        with busy(spinning if stage not in ("prepare", "report") else 0):
             result = STAGES[stage](a, work)
-        finally:
-            for p in spinners:
-                p.kill()
-                p.wait()
         if stage != "report":  # beside busy processes: <stage>-busy.json, beside the idle one
-            save(work, stage + ("-busy" if busy else ""), dict(result, args=a, busy=busy))
+            save(work, stage + ("-busy" if spinning else ""), dict(result, args=a, busy=spinning))
     write_run(a, work, loads)
 
 

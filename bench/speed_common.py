@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from string import Template
 
@@ -88,6 +90,19 @@ def timed_run(cmd: list[str], log: Path, threads: int, limit_s: float = 0) -> di
         "load_end": load(),
         "log": str(log),
     }
+
+
+@contextmanager
+def busy(n: int) -> Iterator[None]:
+    """n processes that each keep a core busy (`while True: pass`), as another job would,
+    for the duration of the block; killed at its end."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
 
 
 def write_results(

@@ -28,7 +28,7 @@ import tempfile
 import time
 
 from kvargs import parse_kv
-from speed_common import HERE, cpu_info, load, write_results
+from speed_common import HERE, busy, cpu_info, load, write_results
 
 DEFAULTS = {
     "task": "train",
@@ -88,10 +88,6 @@ def decode(setting: str, a: dict) -> dict[str, float]:
     return {f"{r['strategy']} sent/s": r["sentences_per_s"] for r in rows}
 
 
-def busy(n: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-
-
 def main(argv: list[str]) -> None:
     a = parse_kv(argv, DEFAULTS)
     if a["task"] not in ("train", "decode") or (a["task"] == "decode" and not a["run"]):
@@ -104,17 +100,12 @@ def main(argv: list[str]) -> None:
     print(f"cpu: {cpu_info()}; load {load()}", flush=True)
     for r in range(int(a["rounds"])):
         for state in ("idle", "loaded") if r % 2 == 0 else ("loaded", "idle"):
-            spinners = busy(int(a["busy"])) if state == "loaded" else []
-            try:
+            with busy(int(a["busy"]) if state == "loaded" else 0):
                 for setting in settings:
                     runs[setting][state].append(measure(setting, a))
                     print(
                         f"round {r + 1} {state} {setting}: {runs[setting][state][-1]}", flush=True
                     )
-            finally:
-                for p in spinners:
-                    p.kill()
-                    p.wait()
     table = []
     print(f"\n{'setting':<14} {'figure':<16} {'idle':>8} {'loaded':>8} {'loaded ÷ idle':>13}")
     for setting, r in runs.items():

@@ -70,9 +70,9 @@ class Kernels:
     device_type: str = "cpu"  # where the model runs: what training()'s autocast covers
     _packed: PackedLinear = field(default_factory=PackedLinear, repr=False, compare=False)
     tuner: ThreadTuner | None = field(default=None, repr=False, compare=False)  # decoding's
-    # a training batch's low-precision copies of the weights, as autocast keeps its own
-    _casts: dict = field(default_factory=dict, repr=False, compare=False)
-    _casting: bool = field(default=False, repr=False, compare=False)  # inside training()
+    # a training batch's low-precision copies of the weights, as autocast keeps its own;
+    # None outside training()
+    _casts: dict | None = field(default=None, repr=False, compare=False)
 
     def rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Run a batch-first RNN over the real tokens only, never over padding.
@@ -102,7 +102,7 @@ class Kernels:
     def _cast(self, weight: Tensor, dtype: torch.dtype) -> Tensor:
         """weight in dtype, cast once per training batch (every decoder step reuses it);
         outside training() every call casts: the weights may have changed."""
-        if not self._casting:
+        if self._casts is None:
             return weight.to(dtype)
         key = (id(weight), dtype)
         if key not in self._casts:
@@ -147,12 +147,11 @@ class Kernels:
     @contextmanager
     def _low_precision(self) -> Iterator[None]:
         with autocast(self.precision, torch.device(self.device_type)):
-            self._casting = True
+            self._casts = {}
             try:
                 yield
             finally:
-                self._casting = False
-                self._casts.clear()
+                self._casts = None
 
     def unit(self, work: float) -> AbstractContextManager:
         """The context one decoding batch of `work` (source tokens × beam) runs in."""

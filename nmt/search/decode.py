@@ -102,8 +102,10 @@ def _batches(
     model.eval()
     try:
         for index in sentence_batches([len(s) for s in src_ids], cfg.batch_size):
-            batch = make_batch([src_ids[i] for i in index], None, index).to(device)
-            work = float(batch.src_len.sum()) * cfg.beam_size  # what a batch's time grows with
+            batch = make_batch([src_ids[i] for i in index], None, index)
+            # what a batch's time grows with; summed on the CPU: no wait for a GPU
+            work = float(batch.src_len.sum()) * cfg.beam_size
+            batch = batch.to(device)
             with model.kernels.unit(work):  # on the thread count measured fastest now
                 result = _search_or_split(model, batch.src, batch.src_len, cfg, nbest)
             yield index, batch.src_len, result

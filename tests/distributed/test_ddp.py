@@ -33,10 +33,13 @@ BASE = (
 COMPARED = ["update", "epoch", "split", "loss", "ppl", "bleu", "lr"]  # not timings
 
 
-def torchrun(cwd: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, float]:
-    """`torchrun --standalone --nproc_per_node=2 torchrun_hooks.py ARGS`, and its wall time."""
+def torchrun(
+    cwd: Path, *args: str, hooks: Path = HOOKS, **env: str
+) -> tuple[subprocess.CompletedProcess, float]:
+    """`torchrun --standalone --nproc_per_node=2 HOOKS ARGS` (torchrun_hooks.py unless
+    `hooks` names another), and its wall time."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node=2", str(HOOKS), *args]
+    command += ["--nproc_per_node=2", str(hooks), *args]
     start = time.monotonic()
     proc = subprocess.run(
         command,

@@ -6,32 +6,21 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from nmt.train.checkpoint import load_checkpoint
-from tests.distributed.test_ddp import _tensors, corpus, ddp_run, metrics  # noqa: F401 (fixtures)
-from tests.helpers import cli_env
+from tests.distributed.test_ddp import _tensors, corpus, ddp_run, metrics, torchrun  # noqa: F401 (fixtures)
 
 HOOKS = Path(__file__).with_name("kill_hooks.py")
 TIMEOUT_S = 20  # test_ddp's train.dist_timeout_s
 
 
-def torchrun(cwd: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, float]:
-    """`torchrun --standalone --nproc_per_node=2 kill_hooks.py ARGS`, and when it ended."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node=2", str(HOOKS), *args]
-    proc = subprocess.run(
-        command,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=cli_env(OMP_NUM_THREADS="1", **env),
-    )
+def killing(cwd: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    """test_ddp's torchrun over kill_hooks.py, and when the job ended."""
+    proc, _ = torchrun(cwd, *args, hooks=HOOKS, **env)
     return proc, time.time()
 
 
@@ -55,9 +44,7 @@ def test_a_rank_killed_mid_update_then_mid_validation_resumes_bit_identically(
     args = [*overrides, f"hydra.run.dir={run}"]
 
     # rank 1 dies in update 5: last.pt is update 3's save (train.save_every=3)
-    proc, ended = torchrun(
-        tmp, *args, NMT_TEST_KILL="1:update:5", NMT_TEST_KILLED_AT=str(killed_at)
-    )
+    proc, ended = killing(tmp, *args, NMT_TEST_KILL="1:update:5", NMT_TEST_KILLED_AT=str(killed_at))
     assert_killed_and_named(proc, ended, killed_at, rank=1)
     # (rank 0's own line, "another process of this job crashed", is lost when torchrun's
     # SIGTERM reaches it first: the summary is what names the rank)
@@ -65,13 +52,13 @@ def test_a_rank_killed_mid_update_then_mid_validation_resumes_bit_identically(
 
     # rank 0, the writer, dies in the final validation: update 6 was saved, not validated
     args.append("resume=true")
-    proc, ended = torchrun(tmp, *args, NMT_TEST_KILL="0:valid", NMT_TEST_KILLED_AT=str(killed_at))
+    proc, ended = killing(tmp, *args, NMT_TEST_KILL="0:valid", NMT_TEST_KILLED_AT=str(killed_at))
     assert_killed_and_named(proc, ended, killed_at, rank=0)
     last = load_checkpoint(run / "checkpoints" / "last.pt")
     assert last["progress"]["update"] == 6 and last["progress"]["history"] == []
     assert (run / ".lock").is_file()  # a SIGKILL releases nothing: the next job takes it over
 
-    proc, _ = torchrun(tmp, *args)
+    proc, _ = killing(tmp, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(r"\.lock: the nmt-train that held it \(pid \d+ on .*\) ended", proc.stderr)
     assert not (run / ".lock").exists()

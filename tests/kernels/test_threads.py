@@ -17,6 +17,14 @@ from nmt.model import Seq2Seq
 from nmt.search.decode import decode_nbest
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """The tuners set torch's process-wide thread count: every test leaves it as it was."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize(
     ("files", "quota"),
     [
@@ -71,46 +79,34 @@ class FakeMachine:
 
 
 def test_the_tuner_follows_the_load_both_ways():
-    before = torch.get_num_threads()
-    try:
-        idle = {2: 1.0, 1: 1.3}
-        machine = FakeMachine(dict(idle))
-        tuner = ThreadTuner(2, every=16, trial=4, clock=machine.clock)
-        chosen = [machine.run(tuner) for _ in range(200)]
-        assert chosen[:6] == [2, 2, 1, 1, 1, 1]  # warm-up, a figure, then a trial of 1
-        assert chosen.count(1) <= 20, chosen  # trials of the slower count grow rarer
-        machine.costs.update({2: 6.0, 1: 1.4})  # a busy neighbour: 2 threads wait at barriers
-        chosen = [machine.run(tuner) for _ in range(40)]
-        assert chosen[10:].count(1) >= 30 - 4, chosen  # moved within a few units; one trial of 2
-        machine.costs.update(idle)  # the neighbour is gone
-        chosen = [machine.run(tuner) for _ in range(150)]
-        assert chosen[-30:].count(2) >= 30 - 4, chosen  # back to 2 within a few trials
-        assert "now 2" in tuner.describe()
-    finally:
-        torch.set_num_threads(before)
+    idle = {2: 1.0, 1: 1.3}
+    machine = FakeMachine(dict(idle))
+    tuner = ThreadTuner(2, every=16, trial=4, clock=machine.clock)
+    chosen = [machine.run(tuner) for _ in range(200)]
+    assert chosen[:6] == [2, 2, 1, 1, 1, 1]  # warm-up, a figure, then a trial of 1
+    assert chosen.count(1) <= 20, chosen  # trials of the slower count grow rarer
+    machine.costs.update({2: 6.0, 1: 1.4})  # a busy neighbour: 2 threads wait at barriers
+    chosen = [machine.run(tuner) for _ in range(40)]
+    assert chosen[10:].count(1) >= 30 - 4, chosen  # moved within a few units; one trial of 2
+    machine.costs.update(idle)  # the neighbour is gone
+    chosen = [machine.run(tuner) for _ in range(150)]
+    assert chosen[-30:].count(2) >= 30 - 4, chosen  # back to 2 within a few trials
+    assert "now 2" in tuner.describe()
 
 
 def test_a_far_slower_count_is_tried_ever_more_rarely():
-    before = torch.get_num_threads()
-    try:
-        machine = FakeMachine({4: 10.0, 2: 3.0, 1: 1.0})  # a loaded machine: 1 thread best
-        tuner = ThreadTuner(4, every=16, trial=4, clock=machine.clock)
-        chosen = [machine.run(tuner) for _ in range(2000)]
-        assert chosen[-1000:].count(1) >= 950  # the waits doubled: few units on trial
-        assert tuner.best == 1 and tuner.wait[4] == 16 * 16  # the longest wait
-    finally:
-        torch.set_num_threads(before)
+    machine = FakeMachine({4: 10.0, 2: 3.0, 1: 1.0})  # a loaded machine: 1 thread best
+    tuner = ThreadTuner(4, every=16, trial=4, clock=machine.clock)
+    chosen = [machine.run(tuner) for _ in range(2000)]
+    assert chosen[-1000:].count(1) >= 950  # the waits doubled: few units on trial
+    assert tuner.best == 1 and tuner.wait[4] == 16 * 16  # the longest wait
 
 
 def test_fewer_threads_take_over_only_when_clearly_faster():
-    before = torch.get_num_threads()
-    try:
-        machine = FakeMachine({2: 1.0, 1: 0.9})  # 10 % is idle noise, not a busy machine
-        tuner = ThreadTuner(2, clock=machine.clock)
-        chosen = [machine.run(tuner) for _ in range(200)]
-        assert chosen.count(2) >= 180 and tuner.best == 2
-    finally:
-        torch.set_num_threads(before)
+    machine = FakeMachine({2: 1.0, 1: 0.9})  # 10 % is idle noise, not a busy machine
+    tuner = ThreadTuner(2, clock=machine.clock)
+    chosen = [machine.run(tuner) for _ in range(200)]
+    assert chosen.count(2) >= 180 and tuner.best == 2
 
 
 class Alternating:
@@ -130,7 +126,6 @@ class Alternating:
 def test_the_tuned_decoding_decodes_exactly_what_a_fixed_count_decodes():
     """Forward products split their rows, never a sum, among threads: the same bits under
     every count, so switching counts between batches changes no output."""
-    before = torch.get_num_threads()
     torch.manual_seed(0)
     cfg = ModelConfig(emb_size=64, hidden_size=128, dec_hidden_size=256, dropout=0.0)
     model = Seq2Seq.build(cfg, AttentionConfig(size=128), 300, 1500).eval()
@@ -147,15 +142,11 @@ def test_the_tuned_decoding_decodes_exactly_what_a_fixed_count_decodes():
         found = decode_nbest(model, sources, decode, torch.device("cpu"))
         return [(r.tokens.tolist(), r.score.tolist(), r.logprob.tolist()) for r in found]
 
-    try:
-        one, two = run(None, 1), run(None, 2)
-        alternating = Alternating()
-        tuned = run(alternating, 2)
-        assert set(alternating.ran) == {1, 2}  # both counts did run
-        assert one == two == tuned
-    finally:
-        model.kernels.tuner = None
-        torch.set_num_threads(before)
+    one, two = run(None, 1), run(None, 2)
+    alternating = Alternating()
+    tuned = run(alternating, 2)
+    assert set(alternating.ran) == {1, 2}  # both counts did run
+    assert one == two == tuned
 
 
 def test_kernels_without_a_tuner_leave_the_count_alone():
