@@ -21,7 +21,8 @@ from nmt import EOS_ID
 from nmt.analysis.analyze import attention_pairs, sentence_records
 from nmt.analysis.compare import compare
 from nmt.analysis.records import SentenceRecord
-from nmt.config import AnalysisConfig, DecodeConfig, validate_decode
+from nmt.config import AnalysisConfig, DecodeConfig
+from nmt.config_checks import validate_decode
 from nmt.data.batching import make_batch, sentence_batches
 from nmt.data.tokenizer import Vocabularies, one_line
 from nmt.errors import ConfigError

@@ -10,6 +10,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from nmt.cli import register_resolvers
 from nmt.config import register_configs
 from nmt.resources import conf_dir
 
@@ -17,6 +18,7 @@ from nmt.resources import conf_dir
 def compose_config(name: str, overrides: list[str]) -> DictConfig:
     """The config `nmt-<name>` would run with these command-line overrides."""
     register_configs()
+    register_resolvers()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose(config_name=name, overrides=overrides)
 

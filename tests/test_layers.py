@@ -17,6 +17,7 @@ RANKS = {
     "nmt.errors": 0,
     "nmt.resources": 0,
     "nmt.config": 1,
+    "nmt.config_checks": 1,
     "nmt.rundir": 2,
     "nmt.data": 2,
     "nmt.kernels": 3,

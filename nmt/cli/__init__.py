@@ -167,3 +167,18 @@ def report_errors(fn: Callable) -> Callable:
             _fail("interrupted", 130)
 
     return wrapper
+
+
+def prepared_setting(root: str, key: str) -> object:
+    """${nmt_prepared:DIR,KEY}, a resolver: a data setting as the prepared corpus in DIR
+    records it (conf/data/prepared.yaml takes every setting from there)."""
+    from nmt.data.prepared import read_header  # torch loads only once the config is read
+
+    header = read_header(root)
+    return header["name"] if key == "name" else header["settings"][key]
+
+
+def register_resolvers() -> None:
+    """The resolvers the commands' YAML files use beyond nmt.config's."""
+    if not OmegaConf.has_resolver("nmt_prepared"):
+        OmegaConf.register_new_resolver("nmt_prepared", prepared_setting)

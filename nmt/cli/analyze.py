@@ -14,7 +14,8 @@ import hydra
 from omegaconf import DictConfig
 
 from nmt.cli import hydra_errors, naming, report_errors
-from nmt.config import register_configs, validate
+from nmt.config import register_configs
+from nmt.config_checks import validate
 from nmt.errors import ConfigError
 from nmt.resources import conf_dir
 

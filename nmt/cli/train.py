@@ -21,13 +21,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from nmt.cli import hydra_errors, report_errors
-from nmt.config import register_configs, validate
+from nmt.cli import hydra_errors, register_resolvers, report_errors
+from nmt.config import register_configs
+from nmt.config_checks import validate
 from nmt.errors import ConfigError
 from nmt.resources import conf_dir
 from nmt.rundir import RunDir
 
 register_configs()
+register_resolvers()
 
 
 def _explicit_run_dir() -> bool:

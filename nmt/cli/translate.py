@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from nmt.cli import hydra_errors, naming, report_errors
-from nmt.config import register_configs, validate
+from nmt.config import register_configs
+from nmt.config_checks import validate
 from nmt.errors import ConfigError
 from nmt.resources import conf_dir
 

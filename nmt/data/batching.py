@@ -1,15 +1,15 @@
 """Token batches: collate padded id tensors and group examples by length under a budget.
 
-Randomness comes only from `random.Random(seed + epoch)` objects made here, never from the
-global generators, so an epoch's batches can be rebuilt exactly when training resumes.
+Randomness comes only from numpy generators seeded with `seed + epoch` made here, never from
+the global generators, so an epoch's batches can be rebuilt exactly when training resumes.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from nmt import EOS_ID, PAD_ID
@@ -73,81 +73,123 @@ def make_batch(
     return Batch(src, src_len, tgt, tgt_len, torch.tensor(list(index), dtype=torch.long))
 
 
+class EpochBatches(Sequence):
+    """One epoch's batches as index arrays: `order` (every example once, batch after batch
+    in the epoch's order) cut at `bounds`; a few bytes per example, no Python list of them."""
+
+    def __init__(self, order: np.ndarray, bounds: np.ndarray) -> None:
+        self.order = order  # (N,) int32 (int64 beyond 2**31): example indices, batch by batch
+        self.bounds = bounds  # (n_batches + 1,) int64: batch k is order[bounds[k]:bounds[k+1]]
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(f"batch {k} of an epoch of {len(self)}")
+        return self.order[self.bounds[k] : self.bounds[k + 1]]
+
+
 class TokenBatchSampler:
-    """Index lists of length-bucketed batches whose padded size stays within `batch_tokens`.
+    """Index arrays of length-bucketed batches whose padded size stays within `batch_tokens`.
 
     Examples are ordered by target length, then source length (the per-step decoder costs
     most, so its padding is kept smallest: 0.5% on Multi30k against 13% source-first), and
     cut greedily. A batch's cost is len(batch) * its longest sequence on either side, EOS
     included; one example longer than the budget still forms a batch of its own. With
-    `shuffle`, equal lengths are mixed and the batch order is random, both from
-    `Random(seed + epoch)`; without, batches come shortest first (for decoding, restore
-    order by `Batch.index`).
+    `shuffle`, equal lengths are mixed and the batch order is random, both from numpy's
+    PCG64 seeded with `seed + epoch`; without, batches come shortest first (for decoding,
+    restore order by `Batch.index`). Lengths are held as one small integer array, so a
+    corpus of millions of pairs costs megabytes here, not a Python object per example.
     """
 
     def __init__(
         self,
-        src_lens: Sequence[int],
-        tgt_lens: Sequence[int] | None,
+        src_lens: Sequence[int] | np.ndarray,
+        tgt_lens: Sequence[int] | np.ndarray | None,
         batch_tokens: int,
         shuffle: bool,
         seed: int = 0,
     ) -> None:
-        if tgt_lens is not None and len(tgt_lens) != len(src_lens):
-            raise ValueError(f"{len(src_lens)} source but {len(tgt_lens)} target lengths")
+        src = _lengths(src_lens)
+        tgt = np.zeros_like(src) if tgt_lens is None else _lengths(tgt_lens)
+        if len(tgt) != len(src):
+            raise ValueError(f"{len(src)} source but {len(tgt)} target lengths")
         if batch_tokens <= 0:
             raise ValueError(f"batch_tokens={batch_tokens} must be greater than 0")
-        self.src_lens = list(src_lens)
-        self.tgt_lens = list(tgt_lens) if tgt_lens is not None else [0] * len(self.src_lens)
+        self.src_lens, self.tgt_lens = src, tgt.reshape(-1)
         self.batch_tokens = batch_tokens
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
-        self._cache: tuple[int, list[list[int]]] | None = None
+        self._cache: tuple[int, EpochBatches] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose permutation `__iter__` and `__len__` describe."""
         self.epoch = epoch
 
-    def batches(self) -> list[list[int]]:
-        """This epoch's batches, in order; equal lists every time for the same epoch."""
-        return [list(b) for b in self._current()]
-
-    def _current(self) -> list[list[int]]:
+    def batches(self) -> EpochBatches:
+        """This epoch's batches, in order; equal every time for the same epoch."""
         epoch = self.epoch if self.shuffle else 0  # unshuffled batches never change
         if self._cache is None or self._cache[0] != epoch:
             self._cache = (epoch, self._build(epoch))
         return self._cache[1]
 
-    def _build(self, epoch: int) -> list[list[int]]:
-        order = list(range(len(self.src_lens)))
-        rng = random.Random(self.seed + epoch)
+    def _build(self, epoch: int) -> EpochBatches:
+        rng = np.random.Generator(np.random.PCG64(self.seed + epoch))
+        n = len(self.src_lens)
+        index = np.int32 if n < 2**31 else np.int64  # half the memory for all but huge corpora
+        order = (rng.permutation(n) if self.shuffle else np.arange(n)).astype(index)
+        # stable: among equal lengths the shuffled order stays
+        order = order[np.lexsort((self.src_lens[order], self.tgt_lens[order]))]
+        widths = np.maximum(self.src_lens, self.tgt_lens)[order] + 1  # + EOS
+        bounds = _greedy_cuts(widths, self.batch_tokens)
         if self.shuffle:
-            rng.shuffle(order)  # a stable sort below keeps this order among equal lengths
-        src, tgt = self.src_lens, self.tgt_lens
-        order.sort(key=lambda i: (tgt[i], src[i]))
-        batches: list[list[int]] = []
-        current: list[int] = []
-        longest = 0
-        for i in order:
-            length = max(src[i], tgt[i]) + 1  # + EOS
-            widest = max(longest, length)
-            if current and (len(current) + 1) * widest > self.batch_tokens:
-                batches.append(current)
-                current, widest = [], length
-            current.append(i)
-            longest = widest
-        if current:
-            batches.append(current)
-        if self.shuffle:
-            rng.shuffle(batches)
-        return batches
+            sizes = np.diff(bounds)
+            starts = bounds[:-1]
+            pick = rng.permutation(len(sizes))
+            order = np.concatenate(
+                [order[a : a + k] for a, k in zip(starts[pick], sizes[pick], strict=True)]
+            )
+            bounds = np.concatenate([[0], np.cumsum(sizes[pick])])
+        return EpochBatches(order, bounds.astype(np.int64))
 
     def __iter__(self) -> Iterator[list[int]]:
-        return (list(b) for b in self._current())  # copies: callers may not alter the cache
+        return (b.tolist() for b in self.batches())
 
     def __len__(self) -> int:
-        return len(self._current())
+        return len(self.batches())
+
+
+def _lengths(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Lengths as a 1-d integer array: an integer array as it is (a mapped one stays mapped),
+    anything else as int64."""
+    array = np.asarray(lengths)
+    return array.reshape(-1) if array.dtype.kind in "iu" else array.astype(np.int64).reshape(-1)
+
+
+def _greedy_cuts(widths: np.ndarray, budget: int) -> np.ndarray:
+    """Where batches start in examples of `widths` (padded lengths, in batch order): each
+    takes examples while (count + 1) * its widest stays within budget; (n_batches + 1,)."""
+    bounds = [0]
+    count = longest = 0
+    position = 0
+    for start in range(0, len(widths), 1 << 16):  # a chunk at a time: no list of all of them
+        for width in widths[start : start + (1 << 16)].tolist():
+            widest = longest if longest > width else width
+            if count and (count + 1) * widest > budget:
+                bounds.append(position)
+                count, widest = 0, width
+            count += 1
+            longest = widest
+            position += 1
+    if count:
+        bounds.append(position)
+    return np.asarray(bounds, dtype=np.int64)
 
 
 def sentence_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

@@ -10,12 +10,14 @@ import contextlib
 import gzip
 import io
 import lzma
+import os
 import sys
+import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, NoReturn, TextIO
 
 from nmt.errors import DataError
 
@@ -48,6 +50,25 @@ def _open_bytes(path: str | Path) -> BinaryIO:
         raise DataError(f"{path}: no such file; check the path and the working directory") from None
     except PermissionError:
         raise DataError(f"{path}: permission denied; make the file readable") from None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write data to path through a fsynced temporary file beside it, renamed over it: a
+    kill at any moment leaves the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mask = os.umask(0o22)
+    os.umask(mask)
+    try:
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; the run's other files are not
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def open_text(path: str | Path) -> TextIO:
@@ -144,19 +165,70 @@ def read_parallel(
     spec: str, src_lang: str, tgt_lang: str, tsv_header: bool = False
 ) -> ParallelCorpus:
     """Read one split given as a path prefix, a `{lang}` pattern or a TSV (see `SPEC_FORMS`)."""
+    pairs = iter_parallel(spec, src_lang, tgt_lang, tsv_header, read_lines)
+    src, tgt = [], []
+    for s, t in pairs:
+        src.append(s)
+        tgt.append(t)
+    return ParallelCorpus(src, tgt, origin=parallel_origin(spec, src_lang, tgt_lang, tsv_header))
+
+
+def split_files(spec: str, src_lang: str, tgt_lang: str) -> list[str]:
+    """The files one split is read from: one TSV, or the source and the target file; each
+    refused (DataError) if it is missing, a directory or unreadable."""
     if spec.endswith(TSV_SUFFIXES):
-        return _read_tsv(spec, src_lang, tgt_lang, tsv_header)
-    src_path = _side_path(spec, src_lang)
-    tgt_path = _side_path(spec, tgt_lang)
-    src, tgt = read_lines(src_path), read_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise DataError(
-            f"{src_path} has {len(src):,} lines but {tgt_path} has {len(tgt):,}: the two "
-            "sides of a parallel corpus must have the same number of lines, line i of one "
-            "translating line i of the other. Nothing was trained; fix the files (e.g. "
-            "re-extract them together) and run again"
-        )
-    return ParallelCorpus(src, tgt, origin=f"{src_path} + {tgt_path}")
+        files = [spec]
+    else:
+        files = [_side_path(spec, src_lang), _side_path(spec, tgt_lang)]
+    for path in files:
+        if path != "-":
+            _open_bytes(path).close()
+    return files
+
+
+def parallel_origin(spec: str, src_lang: str, tgt_lang: str, tsv_header: bool = False) -> str:
+    """The files of a split as messages name them."""
+    files = split_files(spec, src_lang, tgt_lang)
+    if len(files) == 2:
+        return " + ".join(files)
+    return f"{spec} (columns {src_lang}, {tgt_lang})" if tsv_header else spec
+
+
+def iter_parallel(
+    spec: str,
+    src_lang: str,
+    tgt_lang: str,
+    tsv_header: bool,
+    lines: Callable[[str], Iterable[str]],
+) -> Iterator[tuple[str, str]]:
+    """The (source, target) pairs of one split, in order; `lines(path)` gives a file's lines
+    (`read_lines`, or stream.LineReader to hold one chunk at a time). Misaligned sides and
+    malformed TSV lines raise DataError naming the file and line."""
+    files = split_files(spec, src_lang, tgt_lang)
+    if len(files) == 1:
+        yield from _tsv_pairs(lines(spec), spec, src_lang, tgt_lang, tsv_header)
+        return
+    src_path, tgt_path = files
+    src, tgt = iter(lines(src_path)), iter(lines(tgt_path))
+    n = 0
+    for s in src:
+        t = next(tgt, None)
+        if t is None:
+            _misaligned(src_path, n + 1 + sum(1 for _ in src), tgt_path, n)
+        n += 1
+        yield s, t
+    rest = sum(1 for _ in tgt)
+    if rest:
+        _misaligned(src_path, n, tgt_path, n + rest)
+
+
+def _misaligned(src_path: str, src_lines: int, tgt_path: str, tgt_lines: int) -> NoReturn:
+    raise DataError(
+        f"{src_path} has {src_lines:,} lines but {tgt_path} has {tgt_lines:,}: the two "
+        "sides of a parallel corpus must have the same number of lines, line i of one "
+        "translating line i of the other. Nothing was trained; fix the files (e.g. "
+        "re-extract them together) and run again"
+    )
 
 
 def _side_path(spec: str, lang: str) -> str:
@@ -172,14 +244,17 @@ def _side_path(spec: str, lang: str) -> str:
     )
 
 
-def _read_tsv(path: str, src_lang: str, tgt_lang: str, header: bool) -> ParallelCorpus:
-    lines = read_lines(path)
+def _tsv_pairs(
+    lines: Iterable[str], path: str, src_lang: str, tgt_lang: str, header: bool
+) -> Iterator[tuple[str, str]]:
+    lines = iter(lines)
     if header:
-        if not lines:
+        first = next(lines, None)
+        if first is None:
             raise DataError(
                 f"{path} is empty, but data.tsv_header=true expects a first line naming the columns"
             )
-        columns = lines[0].split("\t")
+        columns = first.split("\t")
         for lang in (src_lang, tgt_lang):
             if columns.count(lang) != 1:
                 problem = "no column" if lang not in columns else "more than one column"
@@ -189,15 +264,11 @@ def _read_tsv(path: str, src_lang: str, tgt_lang: str, header: bool) -> Parallel
                     "names, or data.tsv_header=false if the first line is a sentence pair"
                 )
         src_col, tgt_col, expected = columns.index(src_lang), columns.index(tgt_lang), len(columns)
-        body, first_line, what = lines[1:], 2, "as many as the header line has"
-        origin = f"{path} (columns {src_lang}, {tgt_lang})"
+        first_line, what = 2, "as many as the header line has"
     else:
         src_col, tgt_col, expected = 0, 1, 2
-        body, first_line, what = lines, 1, "source, target"
-        origin = path
-    src: list[str] = []
-    tgt: list[str] = []
-    for number, line in enumerate(body, start=first_line):
+        first_line, what = 1, "source, target"
+    for number, line in enumerate(lines, start=first_line):
         fields = line.split("\t")
         if len(fields) != expected:
             if len(fields) > expected:
@@ -210,9 +281,7 @@ def _read_tsv(path: str, src_lang: str, tgt_lang: str, header: bool) -> Parallel
                 f"{path}, line {number}: expected {expected} tab-separated fields ({what}), "
                 f"found {len(fields)}; {hint}"
             )
-        src.append(fields[src_col])
-        tgt.append(fields[tgt_col])
-    return ParallelCorpus(src, tgt, origin=origin)
+        yield fields[src_col], fields[tgt_col]
 
 
 @dataclass
@@ -229,6 +298,17 @@ class FilterReport:
     @property
     def total(self) -> int:
         return self.kept + self.empty + self.too_long + self.bad_ratio
+
+    def __add__(self, other: FilterReport) -> FilterReport:
+        """The counts of two parts of one corpus filtered with the same limits."""
+        return FilterReport(
+            self.kept + other.kept,
+            self.empty + other.empty,
+            self.too_long + other.too_long,
+            self.bad_ratio + other.bad_ratio,
+            self.max_tokens,
+            self.max_ratio,
+        )
 
     def summary(self) -> str:
         """One line for the log, e.g. 'kept 980 of 1,000 pairs; dropped 3 empty, …'."""

@@ -99,6 +99,12 @@ class LineReader:
         self._lines.extend(line[:-1] if line.endswith("\r") else line for line in lines)
 
 
+def file_lines(path: str | Path) -> Iterator[str]:
+    """The lines of a file as LineReader gives them, the file closed at the end."""
+    with LineReader(path) as reader:
+        yield from reader
+
+
 def _special(path: str) -> bool:
     """Standard input or output, a pipe or a device: read or written once, as it comes."""
     if path == "-" or os.path.abspath(path).startswith(("/dev/std", "/dev/fd/", "/proc/")):
@@ -116,7 +122,7 @@ def count_lines(path: str | Path) -> int | None:
         return sum(1 for _ in reader)
 
 
-def _file_state(path: str) -> dict:
+def file_state(path: str) -> dict:
     """What a resume compares of an input: its path, size and modification time (of a pipe:
     its name; what it gives again is checked by its sha256)."""
     if _special(path):
@@ -155,7 +161,7 @@ class Source:
 
     def fingerprint(self) -> dict:
         return {
-            "files": [_file_state(f) for f in self.files],
+            "files": [file_state(f) for f in self.files],
             "lines": self.count,
             "sha256": self._sha.hexdigest(),
         }

@@ -11,15 +11,16 @@ import itertools
 import os
 import random
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import sentencepiece as spm
 
 from nmt import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nmt.data.corpus import FilterReport, filter_pairs, write_atomically
 from nmt.errors import ConfigError, DataError
 from nmt.rundir import RunDir
 
@@ -39,39 +40,36 @@ def one_line(text: str) -> str:
     return _LINE_BREAKS.sub(" ", text)
 
 
+class Reservoir:
+    """A uniform sample of up to k of the non-blank lines added one by one (all when k <= 0),
+    reproducible for a seed: what SentencePiece trains on, drawn across a whole corpus
+    without holding it."""
+
+    def __init__(self, k: int, seed: int = 0) -> None:
+        self.k, self.rng, self.seen, self.lines = k, random.Random(seed), 0, []
+
+    def add(self, line: str) -> None:
+        if not line.strip():
+            return
+        if self.k <= 0 or len(self.lines) < self.k:
+            self.lines.append(line)
+        else:
+            j = self.rng.randrange(self.seen + 1)
+            if j < self.k:
+                self.lines[j] = line
+        self.seen += 1
+
+
 def _sample(sentences: Iterable[str], k: int, seed: int) -> list[str]:
     """Up to k sentences that are not blank (all when k <= 0); a uniform sample if more.
 
     SentencePiece's own sampling (input_sentence_size) is not reproducible across processes
     even after set_random_generator_seed, so we sample with a local seeded generator.
     """
-    if k <= 0:
-        return [s for s in sentences if s.strip()]
-    rng = random.Random(seed)
-    reservoir: list[str] = []
-    for n, line in enumerate(s for s in sentences if s.strip()):
-        if len(reservoir) < k:
-            reservoir.append(line)
-        else:
-            j = rng.randrange(n + 1)
-            if j < k:
-                reservoir[j] = line
-    return reservoir
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    mask = os.umask(0o22)
-    os.umask(mask)
-    try:
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; the run's other files are not
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    reservoir = Reservoir(k, seed)
+    for line in sentences:
+        reservoir.add(line)
+    return reservoir.lines
 
 
 def _translate_error(e: RuntimeError, vocab_size: int, byte_fallback: bool) -> ConfigError:
@@ -117,6 +115,7 @@ class Tokenizer:
         max_sentences: int = 1_000_000,
         seed_sentencepiece_size: int | None = None,
         seed: int = 0,
+        threads: int | None = None,
     ) -> Tokenizer:
         """Train a model on the sentences that are not blank, write it to `model_path`, load it.
 
@@ -124,6 +123,7 @@ class Tokenizer:
         smaller than `vocab_size` on a small corpus (hard_vocab_limit=False); too small a
         `vocab_size` raises ConfigError naming data.vocab_size and the minimum that works.
         Beyond `max_sentences` lines (0 = no limit) a sample drawn with `seed` is used.
+        SentencePiece trains on `threads` threads (default: up to 4 of the machine's CPUs).
         """
         model_path = Path(model_path)
         sample = _sample(sentences, max_sentences, seed)
@@ -147,7 +147,7 @@ class Tokenizer:
             bos_piece="<s>",
             eos_piece="</s>",
             input_sentence_size=0,  # `sample` is already at most max_sentences long
-            num_threads=min(4, os.cpu_count() or 1),
+            num_threads=threads or min(4, os.cpu_count() or 1),
             minloglevel=2,  # errors only: no trainer chatter on stderr
         )
         if seed_sentencepiece_size is not None:
@@ -159,7 +159,7 @@ class Tokenizer:
             )
         except RuntimeError as e:
             raise _translate_error(e, vocab_size, byte_fallback) from None
-        _write_atomically(model_path, writer.getvalue())
+        write_atomically(model_path, writer.getvalue())
         return cls.load(model_path)
 
     @classmethod
@@ -220,6 +220,7 @@ class Vocabularies:
         out_dir: str | Path,
         cfg: DataConfig,
         seed: int = 0,
+        threads: int | None = None,
     ) -> Vocabularies:
         """Train spm.model on both sides (cfg.joint_vocab) or spm.src.model + spm.tgt.model
         (the names are RunDir's)."""
@@ -231,6 +232,7 @@ class Vocabularies:
             byte_fallback=cfg.byte_fallback,
             max_sentences=cfg.spm_max_sentences,
             seed=seed,
+            threads=threads,
         )
         if cfg.joint_vocab:
             both = itertools.chain(src_lines, tgt_lines)
@@ -253,3 +255,35 @@ class Vocabularies:
             f"no {run.spm_joint.name} or {run.spm_src.name}/{run.spm_tgt.name} in {run.root}: "
             "is this a run directory written by nmt-train?"
         )
+
+
+# -- encoding in worker processes (nmt/data/prepare.py) ---------------------------------
+
+_WORKER: dict[str, spm.SentencePieceProcessor] = {}
+
+
+def start_encoder(src_model: str, tgt_model: str) -> None:
+    """Pool initializer: load the models once per worker process."""
+    for side, path in (("src", src_model), ("tgt", tgt_model)):
+        processor = spm.SentencePieceProcessor()
+        processor.load(path)
+        _WORKER[side] = processor
+
+
+def encode_chunk(
+    src: list[str], tgt: list[str], max_tokens: int, max_ratio: float, dtype: str
+) -> tuple[int, FilterReport, bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """A chunk of pairs encoded (on one thread) by the models `start_encoder` loaded and
+    filtered as `filter_pairs` does: (pairs kept, report, the kept pairs' text as
+    "source\ttarget\n" lines in UTF-8 for their sha256, source ids and target ids of the
+    kept pairs end to end, (kept, 2) int32 lengths)."""
+    src_ids = _WORKER["src"].encode(src, out_type=int, num_threads=1)
+    tgt_ids = _WORKER["tgt"].encode(tgt, out_type=int, num_threads=1)
+    keep, report = filter_pairs(src_ids, tgt_ids, max_tokens, max_ratio)
+    text = "".join(f"{src[i]}\t{tgt[i]}\n" for i in keep).encode("utf-8", "surrogatepass")
+    lengths = np.array([(len(src_ids[i]), len(tgt_ids[i])) for i in keep], np.int32)
+
+    def flat(ids: list[list[int]]) -> np.ndarray:
+        return np.fromiter(itertools.chain.from_iterable(ids[i] for i in keep), dtype=dtype)
+
+    return len(keep), report, text, flat(src_ids), flat(tgt_ids), lengths.reshape(-1, 2)

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt import PAD_ID
-from nmt.config import ALLOWED
+from nmt.config_checks import ALLOWED
 from nmt.errors import ConfigError
 from nmt.kernels import probe
 from nmt.kernels.cpu import blocked_linear, rnn_by_direction, rnn_from_state

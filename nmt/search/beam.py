@@ -83,7 +83,7 @@ def beam_search(
     rows, sentence-major, best first. A `trace` list, if given, gets the live beam after
     each step t as (sentence (B',), tokens (B'·K, t), log P (B'·K,)), slots best first, for
     error analysis. Nothing is checked here: 1 ≤ nbest ≤ beam_size and stop come checked
-    from a decode config (nmt.config.validate_decode).
+    from a decode config (nmt.config_checks.validate_decode).
     """
     batch, k, device = src.size(0), beam_size, src.device
     enc = model.encode(src, src_len)

@@ -24,7 +24,7 @@ def search_batch(
     """The nbest best hypotheses of each row of src: (B, S) under the configured search.
 
     Returns B·nbest rows, sentence-major, best first (nbest 1: the best one per sentence).
-    cfg is trusted: it has passed nmt.config.validate_decode (greedy means nbest 1).
+    cfg is trusted: it has passed nmt.config_checks.validate_decode (greedy means nbest 1).
     """
     scorer = Scorer.from_config(cfg)
     limit = max_lengths(src_len, cfg.max_len_a, cfg.max_len_b)

@@ -22,7 +22,7 @@ from nmt.model import Seq2Seq
 class Scorer:
     """Length-normalised objective over log-probabilities from the model.
 
-    The settings are trusted (nmt.config.validate_decode checks a decode config's).
+    The settings are trusted (nmt.config_checks.validate_decode checks a decode config's).
     """
 
     length_penalty: str = "none"  # none | norm | gnmt (module docstring)

@@ -1,16 +1,23 @@
-"""Training data for one run: read and validate the corpus, train SentencePiece, encode, filter."""
+"""Training data for one run: a prepared corpus, mapped (nmt/data/prepared.py), and the
+validation pairs, small enough to hold, encoded by the run's SentencePiece models.
+
+There is one path: `data.prepared=DIR` maps a directory nmt-prepare wrote; otherwise the
+corpus files are prepared into RUN/data first (reused when the run resumes).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from nmt.config import DataConfig
 from nmt.data.batching import Batch, make_batch
-from nmt.data.corpus import filter_pairs, read_parallel
+from nmt.data.prepare import OtherCorpusError, prepare
+from nmt.data.prepared import VALID, PreparedCorpus, check_settings, copy_models
 from nmt.data.tokenizer import Vocabularies
-from nmt.errors import DataError
+from nmt.errors import RunDirError
 from nmt.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -18,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EncodedSplit:
-    """One split as subword ids (without EOS) beside its raw text."""
+    """One small split (validation) as subword ids (without EOS) beside its raw text."""
 
     src: list[list[int]]
     tgt: list[list[int]]
@@ -33,47 +40,45 @@ class EncodedSplit:
         return make_batch([self.src[i] for i in index], [self.tgt[i] for i in index], index)
 
 
-def prepare_data(cfg: DataConfig, run_dir: Path) -> tuple[Vocabularies, EncodedSplit, EncodedSplit]:
-    """Read train and valid splits, train (or reuse) the run's SentencePiece models, encode.
+def load_data(
+    cfg: DataConfig, run_dir: Path, workers: int, writes: bool
+) -> tuple[Vocabularies, PreparedCorpus, EncodedSplit]:
+    """The run's vocabularies, training pairs (mapped) and validation pairs.
 
-    Training pairs that are empty, too long or too unbalanced are dropped and counted;
-    validation pairs are all kept (up to data.max_valid) so its BLEU is over the whole set.
+    `writes`: this process writes the run directory (rank 0), so it prepares the corpus
+    (in `workers` processes) and copies the SentencePiece models into the run directory;
+    the other ranks, started after it, map what it wrote.
     """
-    train = read_parallel(cfg.train, cfg.src, cfg.tgt, cfg.tsv_header)
-    valid = read_parallel(cfg.valid, cfg.src, cfg.tgt, cfg.tsv_header)
-    log.info(
-        "corpus: %s pairs from %s; %s validation pairs from %s",
-        f"{len(train):,}",
-        train.origin,
-        f"{len(valid):,}",
-        valid.origin,
-    )
-    if any(path.is_file() for path in RunDir(run_dir).spm_models):
-        vocabs = Vocabularies.load(run_dir)
-        log.info("SentencePiece: reusing the models in %s", run_dir)
+    if cfg.prepared:
+        root = Path(cfg.prepared)
+        train = PreparedCorpus.open(root)
+        check_settings(train.header, cfg, root)
+    elif writes:
+        try:
+            # a run that has its models (resumed) encodes with them, not new ones
+            models = run_dir if RunDir(run_dir).spm_hashes() else None
+            train = prepare(cfg, run_dir / "data", workers, progress=False, models=models)
+        except OtherCorpusError as e:  # the run's own data/: the files changed since
+            raise RunDirError(
+                f"cannot resume {run_dir}: the training data (data.train={cfg.train}) differs "
+                f"from the data the run was trained on (prepared fingerprint {e.recorded[:12]}…, "
+                f"now {e.now[:12]}…); restore the original files, or start a new run in another "
+                "hydra.run.dir"
+            ) from None
     else:
-        vocabs = Vocabularies.train(train.src, train.tgt, run_dir, cfg)
-        log.info(
-            "SentencePiece: %s vocabulary, source %d / target %d pieces",
-            "joint" if vocabs.joint else "separate",
-            vocabs.src.vocab_size,
-            vocabs.tgt.vocab_size,
-        )
-    src_ids, tgt_ids = vocabs.src.encode(train.src), vocabs.tgt.encode(train.tgt)
-    keep, report = filter_pairs(src_ids, tgt_ids, cfg.max_tokens, cfg.max_ratio)
-    log.info("training pairs: %s", report.summary())
-    if not keep:
-        raise DataError(
-            f"no training pairs left in {cfg.train} after filtering; check the files or raise "
-            f"data.max_tokens ({cfg.max_tokens}) / data.max_ratio ({cfg.max_ratio})"
-        )
-    train_split = EncodedSplit(
-        [src_ids[i] for i in keep],
-        [tgt_ids[i] for i in keep],
-        [train.src[i] for i in keep],
-        [train.tgt[i] for i in keep],
+        train = PreparedCorpus.open(run_dir / "data")
+    if writes:
+        copy_models(train.root, run_dir)
+    log.info("corpus: %s", train.describe())
+    vocabs = Vocabularies.load(run_dir)
+    text = json.loads((train.root / VALID).read_text(encoding="utf-8"))
+    vsrc, vtgt = text["src"], text["tgt"]
+    valid = EncodedSplit(vocabs.src.encode(vsrc), vocabs.tgt.encode(vtgt), vsrc, vtgt)
+    log.info(
+        "SentencePiece: %s vocabulary, source %d / target %d pieces; %s validation pairs",
+        "joint" if vocabs.joint else "separate",
+        vocabs.src.vocab_size,
+        vocabs.tgt.vocab_size,
+        f"{len(valid):,}",
     )
-    n_valid = cfg.max_valid or len(valid)
-    vsrc, vtgt = valid.src[:n_valid], valid.tgt[:n_valid]
-    valid_split = EncodedSplit(vocabs.src.encode(vsrc), vocabs.tgt.encode(vtgt), vsrc, vtgt)
-    return vocabs, train_split, valid_split
+    return vocabs, train, valid

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import logging
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,14 +192,6 @@ def check_training_state(
         if key not in state:
             raise RunDirError(f"{path}: not a training checkpoint (no {key} in it)")
     RunDir(run_dir).check_spm(data.get("spm_sha256", {}), path)
-
-
-def data_fingerprint(src: Iterable[str], tgt: Iterable[str]) -> str:
-    """sha256 of the training pairs, to tell on resume whether the corpus has changed."""
-    digest = hashlib.sha256()
-    for s, t in zip(src, tgt, strict=True):
-        digest.update(f"{s}\t{t}\n".encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
 
 
 class MetricsLog:

@@ -27,7 +27,7 @@ from nmt.model import Seq2Seq
 from nmt.rundir import RunDir
 from nmt.train.checkpoint import CheckpointDir, load_model_state
 from nmt.train.checkpoint import write_text_atomic as _write_text
-from nmt.train.dataset import prepare_data
+from nmt.train.dataset import load_data
 from nmt.train.distributed import Distributed, resolve_device
 from nmt.train.loss import batch_loss
 from nmt.train.optim import (
@@ -42,7 +42,6 @@ from nmt.train.state import (
     MetricsLog,
     Progress,
     check_training_state,
-    data_fingerprint,
     resume_checkpoint,
     rng_state,
     set_rng_state,
@@ -85,9 +84,11 @@ class Trainer:
         threads, _ = resolve_threads(cfg.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         torch.set_num_threads(threads)
         self.device = self.dist.device
-        with self.dist.main_first():  # rank 0 trains SentencePiece; the others load its models
-            self.vocabs, self.train_data, self.valid_data = prepare_data(cfg.data, run_dir)
-        self.data_sha256 = data_fingerprint(self.train_data.src_text, self.train_data.tgt_text)
+        with self.dist.main_first():  # rank 0 prepares the corpus; the others map what it wrote
+            self.vocabs, self.train_data, self.valid_data = load_data(
+                cfg.data, run_dir, threads, writes=self.dist.is_main
+            )
+        self.data_sha256 = self.train_data.header["train_sha256"]
         self.model = Seq2Seq.build(
             cfg.model, cfg.attention, self.vocabs.src.vocab_size, self.vocabs.tgt.vocab_size
         ).to(self.device)
@@ -107,8 +108,8 @@ class Trainer:
             self.optimizer, cfg.optim, maximize=loop.early_stop_metric == "bleu"
         )
         self.sampler = TokenBatchSampler(
-            [len(s) for s in self.train_data.src],
-            [len(t) for t in self.train_data.tgt],
+            self.train_data.lengths[:, 0],
+            self.train_data.lengths[:, 1],
             cfg.data.batch_tokens,
             shuffle=True,
             seed=cfg.seed,
@@ -122,6 +123,7 @@ class Trainer:
         self.progress = Progress()
         if resume_state is not None:
             self._restore(resume_state)
+        self.files.check_spm(self.train_data.header["spm"], self.train_data.root / "prepared.json")
         self.net = self.dist.wrap(self.model)  # what trains: DDP around the model under torchrun
         self.metrics = MetricsLog(self.files.metrics_path, METRICS_FIELDS)
         if self.dist.is_main:
@@ -374,6 +376,7 @@ class Trainer:
             **({"rng_ranks": rngs} if self.dist.active else {}),
             "data": {
                 "train_sha256": self.data_sha256,
+                "prepared": self.train_data.header["fingerprint"],
                 "train_pairs": len(self.train_data),
                 "shuffle_seed": self.sampler.seed,
                 "epoch_batches": len(self.sampler),

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from nmt import EOS_ID
-from nmt.config import ALLOWED, DecodeConfig
+from nmt.config import DecodeConfig
+from nmt.config_checks import ALLOWED
 from nmt.kernels import Kernels
 from nmt.search.decode import search_batch
 from nmt.search.scoring import Scorer

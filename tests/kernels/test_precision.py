@@ -8,7 +8,8 @@ import logging
 import pytest
 import torch
 
-from nmt.config import AttentionConfig, DecodeConfig, ModelConfig, validate_decode
+from nmt.config import AttentionConfig, DecodeConfig, ModelConfig
+from nmt.config_checks import validate_decode
 from nmt.errors import ConfigError
 from nmt.kernels import precision as precision_module
 from nmt.kernels import select

@@ -8,6 +8,7 @@ import contextlib
 import pytest
 import torch
 
+from nmt import resources
 from nmt.config import AttentionConfig, DecodeConfig, ModelConfig
 from nmt.errors import ConfigError
 from nmt.kernels import Kernels, select
@@ -39,9 +40,9 @@ def test_a_cgroup_quota_caps_the_cpus(tmp_path, files, quota):
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    assert threads_module._cgroup_quota(tmp_path) == quota
+    assert resources._cgroup_quota(tmp_path) == quota
     cpus = available_cpus(tmp_path)
-    assert 1 <= cpus <= len(threads_module.os.sched_getaffinity(0))
+    assert 1 <= cpus <= len(resources.os.sched_getaffinity(0))
     if quota:
         assert cpus <= -(-quota // 1)  # rounded up: 1.5 CPUs run 2 threads
 

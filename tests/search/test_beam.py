@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from nmt import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from nmt.config import DecodeConfig, validate_decode
+from nmt.config import DecodeConfig
+from nmt.config_checks import validate_decode
 from nmt.errors import ConfigError
 from nmt.search import Scorer, beam_search, greedy_search
 from nmt.search.result import max_lengths

@@ -7,7 +7,8 @@ import torch
 from omegaconf import OmegaConf
 
 from nmt import EOS_ID
-from nmt.config import DecodeConfig, validate_decode
+from nmt.config import DecodeConfig
+from nmt.config_checks import validate_decode
 from nmt.errors import ConfigError
 from nmt.resources import conf_dir
 from nmt.search import Scorer, beam_search

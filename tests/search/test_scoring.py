@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from nmt.config import DecodeConfig, validate_decode
+from nmt.config import DecodeConfig
+from nmt.config_checks import validate_decode
 from nmt.errors import ConfigError
 from nmt.search import Scorer
 

@@ -143,7 +143,6 @@ def test_a_validation_record_counts_rounds_without_improvement_and_keeps_the_bes
 def test_cpu_training_multiplies_in_onednn_unless_turned_off(tmp_path, monkeypatch):
     """kernels=onednn: a single CPU process runs each batch's products through oneDNN
     (OneDNNMatmul); kernels=blas: torch's BLAS does, and training is the same."""
-    import torch
 
     from nmt.kernels import onednn
 
@@ -161,10 +160,15 @@ def test_cpu_training_multiplies_in_onednn_unless_turned_off(tmp_path, monkeypat
     plain = _trainer(tmp_path, *overrides, "kernels=blas", name="blas")
     plain.fit()
     assert not calls
+    start = _trainer(tmp_path, *overrides, name="start").model.state_dict()
     for (name, a), b in zip(
         fast.model.state_dict().items(), plain.model.state_dict().values(), strict=True
     ):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+        # Adam moves a weight by about lr an update whatever the size of its gradient, so a
+        # gradient near 0 summed in another order may move a few weights differently: the
+        # two trainings must agree on the movement, element by element, on average
+        moved = (b - start[name]).abs().mean()
+        assert (a - b).abs().mean() <= 0.02 * moved + 1e-8, name
 
 
 @pytest.mark.parametrize("kernels", ["auto", "blas", "onednn"])
