@@ -31,11 +31,12 @@ SPEC_FORMS = (
 COMPRESSED = ("", ".gz", ".xz")
 
 
-def _display(path: str | Path) -> str:
+def display_path(path: str | Path) -> str:
+    """A path as messages name it: - is standard input."""
     return "standard input" if str(path) == "-" else str(path)
 
 
-def _open_bytes(path: str | Path) -> BinaryIO:
+def open_bytes(path: str | Path) -> BinaryIO:
     """Open a file for binary reading, decompressing .gz and .xz by their suffix."""
     path = Path(path)
     if path.is_dir():
@@ -79,7 +80,7 @@ def open_text(path: str | Path) -> TextIO:
     """
     if str(path) == "-":
         return open(sys.stdin.fileno(), encoding="utf-8", newline="\n", closefd=False)
-    return io.TextIOWrapper(_open_bytes(path), encoding="utf-8", errors="strict", newline="\n")
+    return io.TextIOWrapper(open_bytes(path), encoding="utf-8", errors="strict", newline="\n")
 
 
 @contextlib.contextmanager
@@ -95,13 +96,13 @@ def reading(path: str | Path) -> Iterator[None]:
             "or rename it"
         ) from None
     except OSError as e:
-        raise DataError(f"{_display(path)}: could not be read ({e.strerror or e})") from None
+        raise DataError(f"{display_path(path)}: could not be read ({e.strerror or e})") from None
 
 
 def _read_bytes(path: str | Path) -> bytes:
     if str(path) == "-":
         return sys.stdin.buffer.read()
-    with _open_bytes(path) as f, reading(path):
+    with open_bytes(path) as f, reading(path):
         return f.read()
 
 
@@ -140,7 +141,7 @@ def read_lines(path: str | Path) -> list[str]:
     side of a parallel corpus against the other); other whitespace is kept. A UTF-8 byte
     order mark at the start of the file is dropped.
     """
-    text = decode_text(_read_bytes(path), _display(path))
+    text = decode_text(_read_bytes(path), display_path(path))
     if text.startswith("\ufeff"):
         text = text[1:]
     lines = text.split("\n")
@@ -182,7 +183,7 @@ def split_files(spec: str, src_lang: str, tgt_lang: str) -> list[str]:
         files = [_side_path(spec, src_lang), _side_path(spec, tgt_lang)]
     for path in files:
         if path != "-":
-            _open_bytes(path).close()
+            open_bytes(path).close()
     return files
 
 

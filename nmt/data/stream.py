@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from nmt.data.corpus import _display, _open_bytes, decode_text, reading
+from nmt.data.corpus import decode_text, display_path, open_bytes, reading
 from nmt.errors import ConfigError
 
 CHUNK = 1 << 16  # bytes read at a time
@@ -36,8 +36,8 @@ class LineReader:
     Holds one chunk of input and the lines decoded from it, never the whole input."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path, self.name = str(path), _display(path)
-        self._file = None if self.path == "-" else _open_bytes(path)
+        self.path, self.name = str(path), display_path(path)
+        self._file = None if self.path == "-" else open_bytes(path)
         self._fd = sys.stdin.fileno() if self._file is None else None
         self._lines: deque[str] = deque()
         self._pending: list[bytes] = []  # read after the last complete line
