@@ -40,11 +40,11 @@ from nmt.data.corpus import (
 from nmt.data.prepared import (
     FORMAT,
     HEADER,
-    ID_SETTINGS,
     MAGIC,
     VALID,
     PreparedCorpus,
     copy_models,
+    id_settings,
     read_header,
     token_dtype,
     train_files,
@@ -58,11 +58,6 @@ log = logging.getLogger(__name__)
 
 CHUNK_PAIRS = 20_000  # pairs a worker encodes at a time
 LOG_NAME = "prepare.log"  # nmt-prepare's own log, beside what it writes
-
-
-def id_settings(cfg) -> dict:
-    """The data settings that change the ids, from a DataConfig (or its DictConfig)."""
-    return {key: getattr(cfg, key) for key in ID_SETTINGS}
 
 
 def _fingerprint(settings: dict, contents: dict[str, str]) -> str:
@@ -85,17 +80,17 @@ def _scan(cfg, bar: bool, sample: bool = True) -> Scan:
     """Read the training split once, checking every line, hashing and (for SentencePiece,
     unless `sample` is false) sampling as it goes."""
     joint = cfg.joint_vocab
-    k = cfg.spm_max_sentences if sample else 1  # one line: the models exist already
-    src_sample = Reservoir(k)
-    tgt_sample = src_sample if joint else Reservoir(k)
+    src_sample = Reservoir(cfg.spm_max_sentences)
+    tgt_sample = src_sample if joint else Reservoir(cfg.spm_max_sentences)
     digest = hashlib.sha256()
     pairs = 0
     progress = tqdm(desc="reading", unit=" pairs", unit_scale=True, disable=not bar)
     with progress:
         for s, t in iter_parallel(cfg.train, cfg.src, cfg.tgt, cfg.tsv_header, file_lines):
             digest.update(f"{s}\t{t}\n".encode("utf-8", "surrogatepass"))
-            src_sample.add(s)
-            tgt_sample.add(t)
+            if sample:
+                src_sample.add(s)
+                tgt_sample.add(t)
             pairs += 1
             if not pairs % 10_000:
                 progress.update(10_000)
@@ -309,7 +304,8 @@ def prepare(
     files["valid"] = split_files(cfg.valid, cfg.src, cfg.tgt)
     n_valid = cfg.max_valid or len(valid)
     valid_text = {"src": valid.src[:n_valid], "tgt": valid.tgt[:n_valid]}
-    valid_sha = hashlib.sha256(json.dumps(valid_text, ensure_ascii=False).encode()).hexdigest()
+    valid_json = json.dumps(valid_text, ensure_ascii=False).encode()
+    valid_sha = hashlib.sha256(valid_json).hexdigest()
     timings = {"read_s": time.perf_counter() - start}
     fingerprint = _fingerprint(settings, {"train": scan.sha256, "valid": valid_sha})
     if (root / HEADER).is_file():  # the files were touched: reuse what has the same contents
@@ -319,11 +315,8 @@ def prepare(
         return PreparedCorpus.open(root)
     _clear_incomplete(root)
     root.mkdir(parents=True, exist_ok=True)
-    log.info(
-        "corpus: %s pairs from %s",
-        f"{scan.pairs:,}",
-        parallel_origin(cfg.train, cfg.src, cfg.tgt, cfg.tsv_header),
-    )
+    origin = parallel_origin(cfg.train, cfg.src, cfg.tgt, cfg.tsv_header)
+    log.info("corpus: %s pairs from %s", f"{scan.pairs:,}", origin)
     if models is not None:
         copy_models(models, root)
         vocabs = Vocabularies.load(root)
@@ -341,8 +334,8 @@ def prepare(
         )
     timings["sentencepiece_s"] = time.perf_counter() - start - sum(timings.values())
     del scan.samples[0][:], scan.samples[1][:]
-    workers = max(1, min(workers, -(-scan.pairs // CHUNK_PAIRS)))  # no more than chunks
-    arrays, sizes, report = _encode(cfg, root, vocabs, workers, scan.pairs, progress)
+    encoders = max(1, min(workers, -(-scan.pairs // CHUNK_PAIRS)))  # no more than chunks
+    arrays, sizes, report = _encode(cfg, root, vocabs, encoders, scan.pairs, progress)
     timings["encode_s"] = time.perf_counter() - start - sum(timings.values())
     log.info("training pairs: %s", report.summary())
     if not arrays.pairs:
@@ -350,7 +343,7 @@ def prepare(
             f"no training pairs left in {cfg.train} after filtering; check the files or raise "
             f"data.max_tokens ({cfg.max_tokens}) / data.max_ratio ({cfg.max_ratio})"
         )
-    write_atomically(root / VALID, json.dumps(valid_text, ensure_ascii=False).encode())
+    write_atomically(root / VALID, valid_json)
     header = {
         "magic": MAGIC,
         "format": FORMAT,
@@ -360,7 +353,7 @@ def prepare(
         "dtype": arrays.dtype,
         "inputs": {
             "train": {
-                "origin": parallel_origin(cfg.train, cfg.src, cfg.tgt, cfg.tsv_header),
+                "origin": origin,
                 "files": [file_state(f) for f in files["train"]],
                 "pairs": scan.pairs,
                 "sha256": scan.sha256,
@@ -384,6 +377,7 @@ def prepare(
         "spm": RunDir(root).spm_hashes(),
         "files": sizes,
         "workers": workers,  # also SentencePiece's threads
+        "encoders": encoders,  # processes that encoded (at most one a chunk)
         "seconds": round(time.perf_counter() - start, 2),
         "timings": {key: round(value, 2) for key, value in timings.items()},
     }

@@ -48,6 +48,11 @@ ID_SETTINGS = (
 )
 
 
+def id_settings(cfg) -> dict:
+    """The data settings that change the ids, from a DataConfig (or its DictConfig)."""
+    return {key: getattr(cfg, key) for key in ID_SETTINGS}
+
+
 def token_dtype(vocab_size: int) -> np.dtype:
     """uint16 when every id fits, else int32."""
     return np.dtype(np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.int32)
@@ -222,10 +227,11 @@ def _gather(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray):
 
 def check_settings(header: dict, cfg, root: Path) -> None:
     """Refuse a prepared corpus whose id settings differ from the config's, naming each key."""
+    recorded = header["settings"]
     differ = [
-        f"data.{key}={getattr(cfg, key)!r} (prepared with {header['settings'].get(key)!r})"
-        for key in ID_SETTINGS
-        if header["settings"].get(key) != getattr(cfg, key)
+        f"data.{key}={value!r} (prepared with {recorded.get(key)!r})"
+        for key, value in id_settings(cfg).items()
+        if recorded.get(key) != value
     ]
     if differ:
         raise ConfigError(
@@ -240,9 +246,8 @@ def copy_models(root: Path, run_dir: Path) -> None:
     loads), where it has none yet."""
     source, target = RunDir(root), RunDir(run_dir)
     for src_path, dst_path in zip(source.spm_models, target.spm_models, strict=True):
-        if not src_path.is_file():
-            continue
-        if dst_path.is_file():  # the run's own: checked against its checkpoint and header
+        # a model the run has is its own: checked against its checkpoint and the header
+        if not src_path.is_file() or dst_path.is_file():
             continue
         tmp = dst_path.with_name(f".{dst_path.name}.tmp")
         shutil.copyfile(src_path, tmp)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from nmt.data.batching import Batch, TokenBatchSampler
+from nmt.data.prepared import HEADER
 from nmt.errors import ConfigError, DivergedError
 from nmt.kernels import select
 from nmt.kernels.threads import resolve_threads
@@ -123,7 +124,7 @@ class Trainer:
         self.progress = Progress()
         if resume_state is not None:
             self._restore(resume_state)
-        self.files.check_spm(self.train_data.header["spm"], self.train_data.root / "prepared.json")
+        self.files.check_spm(self.train_data.header["spm"], self.train_data.root / HEADER)
         self.net = self.dist.wrap(self.model)  # what trains: DDP around the model under torchrun
         self.metrics = MetricsLog(self.files.metrics_path, METRICS_FIELDS)
         if self.dist.is_main:
