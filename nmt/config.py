@@ -8,11 +8,12 @@ naming the key (e.g. ``Key 'hiden_size' not in 'ModelConfig'``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from nmt.resources import demo_dir
+from nmt.resources import data_dir
 
 
 @dataclass
@@ -179,8 +180,9 @@ class PrepareRunConfig:
 class TranslateRunConfig:
     """Everything `nmt-translate` needs besides the run directory's own config."""
 
-    run: str = MISSING  # run directory written by nmt-train
-    checkpoint: str = "best"  # best | last | path to a .pt file
+    # a run directory written by nmt-train, or a list of them: an ensemble (run=[A,B,C])
+    run: Any = MISSING
+    checkpoint: Any = "best"  # best | last | path to a .pt file; or a list, one per run
     input: str = "-"  # file to translate, - for standard input
     output: str = "-"  # file to write, - for standard output
     resume: bool = False  # continue output=FILE from the last buffer an interrupted run wrote
@@ -222,7 +224,7 @@ class AnalysisDataConfig:
 
     test_src: str = MISSING  # source sentences, one a line (plain, .gz or .xz)
     test_ref: str = MISSING  # references, aligned line by line with test_src
-    dev_src: str = ""  # dev set for alpha calibration ("" = no calibration)
+    dev_src: str = ""  # dev set for alpha × word reward calibration ("" = no calibration)
     dev_ref: str = ""
     max_sentences: int = 0  # analyse only the first N test sentences (0 = all)
 
@@ -242,6 +244,8 @@ class AnalysisConfig:
     calibrate_alphas: list[float] = field(
         default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2]
     )
+    # word rewards tried with every calibrate_alphas value (a joint grid; [0] = alpha alone)
+    calibrate_word_rewards: list[float] = field(default_factory=lambda: [0.0, 0.02, 0.05])
     examples: int = 5  # examples shown per class, worst sentence BLEU first
     attention_lines: list[int] = field(default_factory=list)  # 1-based ([] = worst per class)
 
@@ -250,8 +254,9 @@ class AnalysisConfig:
 class AnalyzeRunConfig:
     """Everything `nmt-analyze` needs besides the run directory's own config."""
 
-    run: str = MISSING  # run directory written by nmt-train
-    checkpoint: str = "best"  # best | last | path to a .pt file
+    # a run directory written by nmt-train, or a list of them: an ensemble (run=[A,B,C])
+    run: Any = MISSING
+    checkpoint: Any = "best"  # best | last | path to a .pt file; or a list, one per run
     data: AnalysisDataConfig = field(default_factory=AnalysisDataConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
@@ -280,8 +285,9 @@ class ServeConfig:
 class ServeRunConfig:
     """Everything `nmt-serve` needs besides the run directory's own config."""
 
-    run: str = MISSING  # run directory written by nmt-train
-    checkpoint: str = "best"  # best | last | path to a .pt file
+    # a run directory written by nmt-train, or a list of them: an ensemble (run=[A,B,C])
+    run: Any = MISSING
+    checkpoint: Any = "best"  # best | last | path to a .pt file; or a list, one per run
     host: str = "127.0.0.1"  # the address to listen on (0.0.0.0: every interface)
     port: int = 8000  # 0 = any free port (printed at start-up)
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # requests' defaults
@@ -291,10 +297,24 @@ class ServeRunConfig:
     kernels: str = "auto"  # auto | plain | blas | onednn (as nmt-train's)
 
 
+@dataclass
+class AverageRunConfig:
+    """Everything `nmt-average` needs: the run, which of its checkpoints, and where to write."""
+
+    run: str = MISSING  # run directory written by nmt-train
+    last: int = 0  # average the N newest saves (checkpoints/update-NNNNNNN.pt, last.pt)
+    best: int = 0  # or the N best validations (best-NNNNNNN.pt, best.pt)
+    checkpoints: list[str] = field(default_factory=list)  # or these checkpoint files
+    output: str = ""  # the checkpoint to write ("" = RUN/checkpoints/average-last5.pt, ...)
+
+
 def register_configs() -> None:
     """Put the schemas in Hydra's ConfigStore; the YAML files in conf/ extend them."""
-    if not OmegaConf.has_resolver("nmt_demo_dir"):
-        OmegaConf.register_new_resolver("nmt_demo_dir", lambda: str(demo_dir()))
+    # ${nmt_data_dir:NAME}: a corpus committed under data/ (demo, bible), wherever nmt runs
+    if not OmegaConf.has_resolver("nmt_data_dir"):
+        OmegaConf.register_new_resolver("nmt_data_dir", lambda name: str(data_dir(name)))
+    if not OmegaConf.has_resolver("nmt_demo_dir"):  # the same, as run configs of before name it
+        OmegaConf.register_new_resolver("nmt_demo_dir", lambda: str(data_dir("demo")))
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainRunConfig)
     cs.store(name="prepare_schema", node=PrepareRunConfig)
@@ -302,3 +322,4 @@ def register_configs() -> None:
     cs.store(name="evaluate_schema", node=EvaluateRunConfig)
     cs.store(name="analyze_schema", node=AnalyzeRunConfig)
     cs.store(name="serve_schema", node=ServeRunConfig)
+    cs.store(name="average_schema", node=AverageRunConfig)

@@ -1,5 +1,5 @@
-"""Where the Hydra configs and the demo corpus are (in a source checkout and in a wheel), and
-how many CPUs this process may use."""
+"""Where the Hydra configs and the committed corpora are (in a source checkout and in a wheel),
+and how many CPUs this process may use."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ CGROUP = Path("/sys/fs/cgroup")
 def resource_dir(installed: str, checkout: str) -> Path:
     """The folder that a wheel installs as nmt/<installed>, or <checkout> in a source tree.
 
-    pyproject.toml maps the repository's top-level conf/ and data/demo/ into the package when
-    a wheel is built; an editable install or a plain checkout reads them where they are.
+    pyproject.toml maps the repository's top-level conf/ and data/demo/, data/bible/ into the
+    package when a wheel is built; an editable install or a plain checkout reads them where
+    they are.
     """
     inside = _PACKAGE / installed
     if inside.is_dir():
@@ -28,9 +29,15 @@ def conf_dir() -> Path:
     return resource_dir("conf", "conf")
 
 
+def data_dir(name: str) -> Path:
+    """The folder holding a corpus committed under data/ (demo, bible): nmt/<name> in a wheel.
+    conf/data's YAML files name it as ${nmt_data_dir:NAME}."""
+    return resource_dir(name, f"data/{name}")
+
+
 def demo_dir() -> Path:
     """The folder holding the committed demo corpus (train/dev/test .tsv.gz)."""
-    return resource_dir("demo", "data/demo")
+    return data_dir("demo")
 
 
 def available_cpus(cgroup: Path = CGROUP) -> int:

@@ -9,7 +9,7 @@ call these same methods. Results are typed `Record`s: `.to_json()` gives plain J
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,15 +28,15 @@ from nmt.data.tokenizer import Vocabularies, one_line
 from nmt.errors import ConfigError
 from nmt.evaluate.plots import AttentionMap
 from nmt.evaluate.records import Record
-from nmt.kernels import select
 from nmt.kernels.precision import DTYPES, resolve_precision
 from nmt.kernels.threads import set_threads
+from nmt.members import RunModel
 from nmt.model import Seq2Seq
-from nmt.rundir import RunDir
+from nmt.rundir import RunDir, file_hashes
 from nmt.search.decode import decode_ids, decode_nbest
+from nmt.search.ensemble import Ensemble
 from nmt.search.result import SearchResult
 from nmt.search.scoring import Scorer
-from nmt.train.checkpoint import load_checkpoint, load_model_state
 from nmt.train.distributed import resolve_device
 
 # decode option name → the types its value may have (bool is an int to Python: refused)
@@ -106,9 +106,10 @@ def _attention(m: AttentionMap) -> Attention:
 
 
 class Translator:
-    """A trained model with its vocabularies, ready to translate text.
+    """A trained model (or an ensemble of several) with its vocabularies, ready to translate.
 
-    run and checkpoint say where it was loaded from (None for a model built in memory).
+    run and checkpoint say where it was loaded from (None for a model built in memory); for an
+    ensemble, the first member's, and `members` lists every (run, checkpoint).
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class Translator:
         device: torch.device,
         run: RunDir | None = None,
         checkpoint: Path | None = None,
+        members: list[tuple[RunDir, Path]] | None = None,
     ) -> None:
         self.model = model.eval()
         self._copies: dict[str, Seq2Seq] = {}  # int8 / bf16 / fp16 copies, made on first use
@@ -127,12 +129,14 @@ class Translator:
         self.device = device
         self.run = run
         self.checkpoint = checkpoint
+        # (run, checkpoint) of each model: one, or an ensemble's in order
+        self.members = members or ([(run, checkpoint)] if run and checkpoint else [])
 
     @classmethod
     def load(
         cls,
-        run: str | Path,
-        checkpoint: str = "best",
+        run: str | Path | Sequence[str | Path],
+        checkpoint: str | Path | Sequence[str | Path] = "best",
         device: str = "auto",
         threads: str | int = "auto",
         kernels: str = "auto",
@@ -141,21 +145,45 @@ class Translator:
         directory; device: auto | cpu | cuda[:N]; threads: torch's CPU threads, auto (the
         CPUs this process may use, each batch on the count measured fastest: see
         nmt.kernels.threads), N, or 0 (torch's default); kernels: how the model computes
-        (nmt.kernels.select)."""
-        run_dir = RunDir.open(run)
+        (nmt.kernels.select).
+
+        Several run directories make an ensemble (nmt.search.ensemble: one search over the
+        average of their log-probabilities); they must share their SentencePiece models, and
+        `checkpoint` is one for all of them or one per run. The first run's config gives the
+        decode settings."""
+        runs = [run] if isinstance(run, (str, Path)) else list(run)
+        shared = isinstance(checkpoint, (str, Path))
+        checkpoints = [checkpoint] * len(runs) if shared else list(checkpoint)
+        if not runs:
+            raise ConfigError(
+                "run=[] names no run directory: give run=DIR, or run=[A,B] for an ensemble"
+            )
+        if len(checkpoints) != len(runs):
+            raise ConfigError(
+                f"checkpoint= names {len(checkpoints)} checkpoints for {len(runs)} runs: give "
+                "one (best | last | PATH) for every run, or one per run in the same order"
+            )
+        members = [RunModel.open(r, str(c)) for r, c in zip(runs, checkpoints, strict=True)]
+        first = members[0]
+        for other in members[1:]:  # before any model is built: a mismatch costs no loading
+            first.check_same_vocabularies(other)
         tuner = set_threads(threads)
-        config = run_dir.config
-        vocabs = Vocabularies.load(run_dir.root)
         dev = resolve_device(device)
-        model = Seq2Seq.build(
-            config.model, config.attention, vocabs.src.vocab_size, vocabs.tgt.vocab_size
-        )
-        path = run_dir.checkpoint(checkpoint)
-        load_model_state(model, load_checkpoint(path)["model"], path)  # names what differs
-        chosen = select(kernels, dev, model.decoder.output)[0]
-        chosen.tuner = tuner if dev.type == "cpu" else None
-        model.use(chosen)
-        return cls(model.to(dev), vocabs, config, dev, run_dir, path)
+        models = [m.build(dev, kernels, tuner) for m in members]
+        model = models[0] if len(models) == 1 else Ensemble(models)
+        found = [(m.run, m.checkpoint) for m in members]
+        return cls(model, first.vocabs, first.run.config, dev, first.run, first.checkpoint, found)
+
+    def manifest(self) -> dict:
+        """What a report records of the model: the run's manifest (RunDir.manifest); for an
+        ensemble the first run's, with every member's checkpoint hash and an "ensemble" list."""
+        if self.run is None:
+            return {}
+        manifest = self.run.manifest(self.checkpoint)
+        if len(self.members) > 1:
+            manifest["checkpoint"] = file_hashes(c for _, c in self.members)
+            manifest["ensemble"] = [run.manifest(c) for run, c in self.members]
+        return manifest
 
     # -- decode options ---------------------------------------------------------------------
 

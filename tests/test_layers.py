@@ -27,6 +27,7 @@ RANKS = {
     "nmt.evaluate": 6,
     "nmt.analysis": 6,
     "nmt.translator": 7,
+    "nmt.members": 7,
     "nmt.serve": 8,
     "nmt.cli": 9,
 }

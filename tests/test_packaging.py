@@ -1,4 +1,5 @@
-"""The configs and demo corpus are found from a built wheel, not only from a checkout."""
+"""The configs and the committed corpora are found from a built wheel, not only from a
+checkout."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_wheel_in_fresh_venv_finds_configs_and_demo_corpus(tmp_path):
+def test_wheel_in_fresh_venv_finds_configs_and_corpora(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run(
         [
@@ -56,7 +57,8 @@ def test_wheel_in_fresh_venv_finds_configs_and_demo_corpus(tmp_path):
             bindir / "python",
             "-c",
             "import nmt, nmt.resources as r; "
-            "print(nmt.__file__); print(r.conf_dir()); print(r.demo_dir())",
+            "print(nmt.__file__); print(r.conf_dir()); print(r.demo_dir()); "
+            "print(r.data_dir('bible'))",
         ],
         cwd=tmp_path,
         env=env,
@@ -67,6 +69,11 @@ def test_wheel_in_fresh_venv_finds_configs_and_demo_corpus(tmp_path):
     lines = where.stdout.splitlines()
     assert all(line.startswith(str(venv)) for line in lines), lines
     assert (Path(lines[2]) / "train.tsv.gz").is_file()
+    assert all(
+        (Path(lines[3]) / f"{s}.{lang}.xz").is_file()
+        for s in ("train", "dev", "test")
+        for lang in ("en", "es")
+    )
     job = subprocess.run(
         [bindir / "nmt-train", "--cfg", "job"],
         cwd=tmp_path,
@@ -88,14 +95,16 @@ def test_wheel_in_fresh_venv_finds_configs_and_demo_corpus(tmp_path):
         )
         assert shown.returncode == 0, (command, shown.stderr)
         assert "decode:" in shown.stdout or "metrics:" in shown.stdout, (command, shown.stdout)
-    assert (
-        f"{lines[2]}/train.tsv.gz"
-        in subprocess.run(
-            [bindir / "nmt-train", "--cfg", "job", "--resolve"],
+    for data, path in (
+        ("data=demo", f"{lines[2]}/train.tsv.gz"),
+        ("data=bible", f"{lines[3]}/train"),
+    ):
+        resolved = subprocess.run(
+            [bindir / "nmt-train", data, "--cfg", "job", "--resolve"],
             cwd=tmp_path,
             env=env,
             capture_output=True,
             text=True,
             timeout=120,
-        ).stdout
-    )
+        )
+        assert f"train: {path}\n" in resolved.stdout, (data, resolved.stderr)

@@ -10,10 +10,12 @@ import sys
 from dataclasses import asdict
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from nmt import EOS_ID, Translator
 from nmt.errors import ConfigError
+from nmt.search.ensemble import Ensemble
 from nmt.translator import format_nbest
 from tests.helpers import compose_config, run_cli, toy_pairs, train_toy_run, write_parallel
 
@@ -202,3 +204,51 @@ def test_bad_decode_options_raise_config_error_naming_them(translator, options, 
 def test_score_refuses_unaligned_sources_and_targets(translator):
     with pytest.raises(ConfigError, match="2 sources but 1 targets"):
         translator.score(["alpha", "bravo"], ["ahpla"])
+
+
+@pytest.fixture(scope="module")
+def other_checkpoint(run, tmp_path_factory):
+    """A second model over the run's vocabularies: best.pt with its weights perturbed."""
+    from nmt.train.checkpoint import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(run / "checkpoints" / "best.pt")
+    torch.manual_seed(0)
+    state["model"] = {
+        k: v + 0.3 * torch.randn_like(v) if v.is_floating_point() else v
+        for k, v in state["model"].items()
+    }
+    path = tmp_path_factory.mktemp("ensemble") / "other.pt"
+    save_checkpoint(state, path)
+    return path
+
+
+def test_an_ensemble_translates_through_the_cli_as_through_the_api(run, other_checkpoint):
+    ensemble = Translator.load([run, run], ["best", other_checkpoint], device="cpu")
+    assert isinstance(ensemble.model, Ensemble)
+    assert [str(c) for _, c in ensemble.members][1] == str(other_checkpoint)
+    assert len(ensemble.manifest()["ensemble"]) == 2
+    lines = [s for s, _ in TEST]
+    got = ensemble.translate_text(lines, **BEAM)
+    cli = cli_translate(f"[{run},{run}]", lines, f"checkpoint=[best,{other_checkpoint}]", *BEAM_CLI)
+    assert got == cli.split("\n")[:-1]
+    # one scorer: the output's score is what the beam reported for it
+    best = ensemble.translate(lines, **BEAM)
+    scored = ensemble.score(lines, [t.text for t in best], **BEAM)
+    same = [(t, s) for t, s in zip(best, scored, strict=True) if t.tokens == s.tokens]
+    assert same  # detokenised text may re-segment: compare where the pieces are the same
+    for t, s in same:
+        assert s.logprob == pytest.approx(t.logprob, abs=1e-4)
+    record = ensemble.analyze(*TEST[0], **BEAM).record
+    assert record.ref_logprob <= 0 and record.hyp_logprob <= 0
+
+
+def test_an_ensemble_of_runs_with_other_vocabularies_is_refused_naming_the_model(run, tmp_path):
+    from nmt.data.tokenizer import Tokenizer
+
+    other = tmp_path / "other-run"
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns("data"))
+    Tokenizer.train([f"quite other words {i}" for i in range(50)], other / "spm.model", 300)
+    with pytest.raises(ConfigError, match=r"source SentencePiece model .*other-run/spm.model"):
+        Translator.load([run, other], device="cpu")
+    with pytest.raises(ConfigError, match="2 checkpoints for 3 runs"):
+        Translator.load([run, run, run], ["best", "last"], device="cpu")

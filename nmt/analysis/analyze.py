@@ -1,9 +1,10 @@
 """Run the whole analysis of one test set: the core comparison, n-best oracle, sweep, exact
-search, alpha calibration and attention maps, each timed; → per-sentence records + summary."""
+search, alpha × word reward calibration and attention maps, each timed; → per-sentence records + summary."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -82,6 +83,11 @@ def check_analysis(cfg: DictConfig, decode: DecodeConfig) -> None:
     for key in ("sweep_alphas", "calibrate_alphas"):
         if any(x < 0 for x in a[key]):
             raise ConfigError(f"analysis.{key}={list(a[key])}: alphas must be >= 0")
+    if a.calibrate_alphas and not a.calibrate_word_rewards:
+        raise ConfigError(
+            "analysis.calibrate_word_rewards=[] leaves no setting to try: give at least one "
+            "(analysis.calibrate_word_rewards=[0] calibrates alpha alone)"
+        )
     for key in ("exact_sentences", "examples", "tie_tolerance", "short_ratio"):
         if a[key] < 0:
             raise ConfigError(f"analysis.{key}={a[key]} must be 0 or more")
@@ -92,6 +98,11 @@ def check_analysis(cfg: DictConfig, decode: DecodeConfig) -> None:
         raise ConfigError(f"data.max_sentences={cfg.data.max_sentences} must be 0 or more")
     if bool(cfg.data.dev_src) != bool(cfg.data.dev_ref):
         raise ConfigError("alpha calibration needs both data.dev_src and data.dev_ref")
+
+
+def _plain(value: object) -> str | list[str]:
+    """A run or checkpoint setting as JSON keeps it: one path, or an ensemble's list."""
+    return value if isinstance(value, str) else [str(v) for v in value]
 
 
 @contextlib.contextmanager
@@ -313,30 +324,36 @@ def analyze(
         records = analysed(buffer, cfg, decode, test, device, sentences, run_info)
     scored = Scored(src_ids, refs, [r.ref_logprob for r in records], [r.ref_len for r in records])
     tol, short, rows = a.tie_tolerance, a.short_ratio, []
+    # each setting of a sweep or of the calibration decoded over a set: sweep's rows
+    settings = functools.partial(
+        sweep, model, vocabs.tgt, cfg=decode, tol=tol, short_ratio=short, device=device
+    )
     if a.sweep_beams and a.sweep_alphas:
         total = len(a.sweep_beams) * len(a.sweep_alphas)
         with timed(timings, "sweep"), tqdm(total=total, desc="sweep", disable=not progress) as bar:
             beams, alphas = list(a.sweep_beams), list(a.sweep_alphas)
-            rows = sweep(
-                model, vocabs.tgt, scored, decode, beams, alphas, tol, short, device, bar.update
-            )
+            rows = settings(scored, beams=beams, alphas=alphas, progress=bar.update)
     exact = None
     if a.exact_sentences:
         exact = exact_summary([r.exact for r in records if r.exact is not None], a)
     calibration = None
     if cfg.data.dev_src and a.calibrate_alphas:
-        total = len(a.calibrate_alphas)
+        total = len(a.calibrate_alphas) * len(a.calibrate_word_rewards)
         with (
-            timed(timings, "alpha calibration"),
-            tqdm(total=total, desc="alpha calibration", disable=not progress) as bar,
+            timed(timings, "calibration"),
+            tqdm(total=total, desc="alpha × word reward", disable=not progress) as bar,
         ):
             dsrc, dref = read_pair(cfg.data.dev_src, cfg.data.dev_ref)
             dev = score_references(
                 model, vocabs.src.encode(dsrc), dref, vocabs.tgt, decode.batch_size, device
             )
-            beams, alphas = [decode.beam_size], list(a.calibrate_alphas)
-            cal = sweep(
-                model, vocabs.tgt, dev, decode, beams, alphas, tol, short, device, bar.update
+            alphas, rewards = list(a.calibrate_alphas), list(a.calibrate_word_rewards)
+            cal = settings(
+                dev,
+                beams=[decode.beam_size],
+                alphas=alphas,
+                progress=bar.update,
+                word_rewards=rewards,
             )
             calibration = calibrate(cal, cfg.data.dev_src)
     worst = worst_per_class(records)
@@ -349,8 +366,8 @@ def analyze(
     oracle = corpus_scores([r.oracle_hyp for r in records], refs, MetricSettings(("bleu",)))
     n = len(records)
     summary = AnalysisSummary(
-        run=cfg.run,
-        checkpoint=cfg.checkpoint,
+        run=_plain(cfg.run),
+        checkpoint=_plain(cfg.checkpoint),
         test_src=cfg.data.test_src,
         test_ref=cfg.data.test_ref,
         sentences=n,

@@ -137,10 +137,11 @@ class ExactSummary(Record):
 
 @dataclass
 class SweepRow(Record):
-    """One beam width × alpha setting decoded over the whole set."""
+    """One beam width × alpha (× word reward) setting decoded over the whole set."""
 
     beam: int
     alpha: float
+    word_reward: float
     bleu: float
     chrf: float
     length_ratio: float
@@ -154,10 +155,12 @@ class SweepRow(Record):
 
 @dataclass
 class Calibration(Record):
-    """Alpha calibrated on a dev set: the best setting by BLEU and every setting tried."""
+    """Alpha and word reward calibrated jointly on a dev set: the best setting by BLEU and
+    every setting tried."""
 
     dev_src: str
     alpha: float
+    word_reward: float
     bleu: float
     rows: list[SweepRow]
     best: SweepRow
@@ -168,8 +171,8 @@ class AnalysisSummary(Record):
     """summary.json: what the report is written from besides the sentence records."""
 
     format: str = "nmt-analyze/1"
-    run: str
-    checkpoint: str
+    run: str | list[str]  # an ensemble's runs as a list
+    checkpoint: str | list[str]
     test_src: str
     test_ref: str
     sentences: int

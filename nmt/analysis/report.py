@@ -191,11 +191,19 @@ def _analysis_tables(analysis: Analysis) -> dict[str, list[Table]]:
     if cal:
         out["calibration"].append(
             Table(
-                f"α on {cal.dev_src}: best α = {cal.alpha:g} (BLEU {cal.bleu:.2f}, "
-                f"search-error rate {pct(cal.best.search_error_rate)})",
-                ["α", "BLEU", "length ratio", "search err."],
+                f"α × word reward on {cal.dev_src}: best α = {cal.alpha:g}, word reward "
+                f"{cal.word_reward:g} (BLEU {cal.bleu:.2f}, search-error rate "
+                f"{pct(cal.best.search_error_rate)}); decode with decode.alpha={cal.alpha:g} "
+                f"decode.word_reward={cal.word_reward:g}",
+                ["α", "word reward", "BLEU", "length ratio", "search err."],
                 [
-                    [f"{r.alpha:g}", num(r.bleu), num(r.length_ratio, 3), pct(r.search_error_rate)]
+                    [
+                        f"{r.alpha:g}",
+                        f"{r.word_reward:g}",
+                        num(r.bleu),
+                        num(r.length_ratio, 3),
+                        pct(r.search_error_rate),
+                    ]
                     for r in cal.rows
                 ],
             )
@@ -213,7 +221,7 @@ ANALYSIS_SECTIONS = {
     "examples": "Examples",
     "sweep": "Beam width × α sweep",
     "exact": "Exact search",
-    "calibration": "α calibration",
+    "calibration": "α × word reward calibration",
     "attention": "Attention",
     "timings": "Wall time",
 }
@@ -241,6 +249,11 @@ def figures(analysis: Analysis, out: Path) -> list[tuple[str, render.Figure]]:
     return figs
 
 
+def _names(run: str | list[str]) -> str:
+    """The run, or an ensemble's runs, as a title names them."""
+    return run if isinstance(run, str) else "ensemble of " + ", ".join(run)
+
+
 def analysis_page(analysis: Analysis, figs: list[tuple[str, render.Figure]]) -> render.Page:
     """The report's page: every section of ANALYSIS_SECTIONS, figures first, then tables;
     a note where a section is empty."""
@@ -253,8 +266,8 @@ def analysis_page(analysis: Analysis, figs: list[tuple[str, render.Figure]]) -> 
         sections.append(render.Section(key, title, blocks))
     shares = " · ".join(f"{c.label} {pct(c.share)}" for c in s.classes.values())
     return render.Page(
-        title=f"nmt error analysis: {s.run}",
-        heading=f"Error analysis: {s.run}",
+        title=f"nmt error analysis: {_names(s.run)}",
+        heading=f"Error analysis: {_names(s.run)}",
         subtitle=f"{shares} · {s.sentences:,} sentences · {s.manifest.created}",
         sections=sections,
     )

@@ -1,4 +1,5 @@
-"""Beam width × alpha sweep (the "beam search curse" made visible) and alpha calibration.
+"""Beam width × alpha sweep (the "beam search curse" made visible) and the calibration of
+alpha and the word reward, jointly, on a dev set.
 
 Each setting decodes the whole set once; the references' log P is computed once (it does
 not depend on the search) and turned into each setting's objective by the same `Scorer`,
@@ -7,8 +8,9 @@ so every setting's class shares come from the numbers its own beam reported.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -85,6 +87,7 @@ def setting_row(
     return SweepRow(
         beam=cfg.beam_size,
         alpha=cfg.alpha,
+        word_reward=cfg.word_reward,
         bleu=scores["bleu"].score,
         chrf=scores["chrf"].score,
         length_ratio=scores["bleu"].length.ratio,
@@ -108,24 +111,30 @@ def sweep(
     short_ratio: float = 0.5,
     device: torch.device | str = "cpu",
     progress: Callable[[int], object] | None = None,
+    word_rewards: Sequence[float] | None = None,
 ) -> list[SweepRow]:
-    """setting_row for every beam width × alpha (beam search; penalty "none" becomes "norm",
-    under which alpha means something)."""
+    """setting_row for every beam width × alpha × word reward (beam search; penalty "none"
+    becomes "norm", under which alpha means something; word_rewards None: cfg's alone)."""
     penalty = "norm" if cfg.length_penalty == "none" else cfg.length_penalty
+    rewards = [cfg.word_reward] if word_rewards is None else list(word_rewards)
     rows = []
-    for beam in beams:
-        for alpha in alphas:
-            setting = replace(
-                cfg, strategy="beam", beam_size=beam, alpha=alpha, length_penalty=penalty
-            )
-            rows.append(setting_row(model, tgt, data, setting, tol, short_ratio, device))
-            if progress is not None:
-                progress(1)
+    for beam, alpha, reward in itertools.product(beams, alphas, rewards):
+        setting = replace(
+            cfg,
+            strategy="beam",
+            beam_size=beam,
+            alpha=alpha,
+            length_penalty=penalty,
+            word_reward=reward,
+        )
+        rows.append(setting_row(model, tgt, data, setting, tol, short_ratio, device))
+        if progress is not None:
+            progress(1)
     return rows
 
 
 def calibrate(rows: list[SweepRow], dev_src: str) -> Calibration:
-    """The setting with the best BLEU on dev_src (ties: the smaller alpha), with its
-    search-error rate."""
-    best = max(rows, key=lambda r: (r.bleu, -r.alpha))
-    return Calibration(dev_src, best.alpha, best.bleu, rows, best)
+    """The setting with the best BLEU on dev_src (ties: the smaller alpha, then the word
+    reward nearer 0), with its search-error rate."""
+    best = max(rows, key=lambda r: (r.bleu, -r.alpha, -abs(r.word_reward)))
+    return Calibration(dev_src, best.alpha, best.word_reward, best.bleu, rows, best)

@@ -38,7 +38,7 @@ def main(cfg: DictConfig) -> None:
     if cfg.resume and not cfg.out:
         raise ConfigError("resume=true needs out=DIR, the directory of the interrupted analysis")
     translator = Translator.load(cfg.run, cfg.checkpoint, cfg.device, cfg.threads, cfg.kernels)
-    run_info = translator.run.manifest(translator.checkpoint)
+    run_info = translator.manifest()
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(cfg.out) if cfg.out else translator.run.analysis / stamp
     with naming(out):

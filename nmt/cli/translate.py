@@ -83,7 +83,7 @@ def translation(
 
 def resume_settings(cfg: DictConfig, translator: Translator, decode: DecodeConfig) -> dict:
     """What a resumed translation must find as the interrupted one had it."""
-    manifest = translator.run.manifest(translator.checkpoint)
+    manifest = translator.manifest()
     return {
         "decode": dataclasses.asdict(decode),
         "model": [*manifest["spm_models"].values(), *manifest["checkpoint"].values()],

@@ -34,6 +34,15 @@ def shift_right(tgt: Tensor) -> Tensor:
     return torch.cat([bos, tgt[:, :-1]], dim=1)
 
 
+def token_logprobs(log_probs: Tensor, tgt: Tensor, tgt_len: Tensor) -> tuple[Tensor, Tensor]:
+    """log_probs: (B, T, V) at each target position; tgt: (B, T) gold outputs; tgt_len: (B,)
+    lengths including EOS → log P(y|x) per sentence (B,) and per token (B, T), 0 at padding."""
+    token = log_probs.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    positions = torch.arange(tgt.size(1), device=tgt.device)
+    token = token.masked_fill(positions.unsqueeze(0) >= tgt_len.unsqueeze(1), 0.0)
+    return token.sum(dim=1), token
+
+
 class Seq2Seq(nn.Module):
     """Recurrent encoder + attention decoder, with an optional encoder→decoder bridge."""
 
@@ -138,7 +147,4 @@ class Seq2Seq(nn.Module):
         """
         states, _ = self(src, src_len, tgt)  # (B, T, Hd)
         log_probs = torch.log_softmax(self.logits(states).float(), dim=-1)  # (B, T, V)
-        token = log_probs.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (B, T)
-        positions = torch.arange(tgt.size(1), device=tgt.device)
-        token = token.masked_fill(positions.unsqueeze(0) >= tgt_len.unsqueeze(1), 0.0)
-        return token.sum(dim=1), token
+        return token_logprobs(log_probs, tgt, tgt_len)

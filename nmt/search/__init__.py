@@ -1,4 +1,5 @@
-"""Search for translations, and the one scorer that ranks them."""
+"""Search for translations, the one scorer that ranks them, and the ensemble of several
+models searched as one."""
 
 from nmt.search.beam import beam_search
 from nmt.search.greedy import greedy_search

@@ -60,7 +60,7 @@ def page_html() -> str:
 
 def server_info(translator: Translator, decode: DecodeConfig | DictConfig, serve: ServeConfig):
     """What /info shows; the checkpoint's sha256 is computed once, here."""
-    manifest = translator.run.manifest(translator.checkpoint) if translator.run else {}
+    manifest = translator.manifest()
     config = OmegaConf.to_container(translator.config, resolve=True)
     checkpoint = manifest.get("checkpoint", {})
     return {
@@ -71,6 +71,10 @@ def server_info(translator: Translator, decode: DecodeConfig | DictConfig, serve
             "path": next(iter(checkpoint), None),
             "sha256": next(iter(checkpoint.values()), None),
         },
+        # an ensemble (run=[A,B]): every model's checkpoint, the first also as "checkpoint"
+        "ensemble": [{"path": p, "sha256": h} for p, h in checkpoint.items()]
+        if len(checkpoint) > 1
+        else None,
         "languages": {"source": config["data"].get("src"), "target": config["data"].get("tgt")},
         "model": config.get("model"),
         "attention": config.get("attention"),

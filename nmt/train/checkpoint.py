@@ -32,7 +32,8 @@ from nmt.rundir import BEST, LAST
 
 log = logging.getLogger(__name__)
 
-_NUMBERED = re.compile(r"(update|best)-(\d{7})\.pt")
+# the numbered saves CheckpointDir keeps and prunes (nmt-average reads them too)
+NUMBERED = re.compile(r"(update|best)-(\d{7})\.pt")
 _UNSAFE = re.compile(r"Unsupported (global|operand)[^.\n]*")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -261,7 +262,7 @@ class CheckpointDir:
     def _prune(self, keep_best_updates: list[int]) -> None:
         numbered: dict[str, list[tuple[int, Path]]] = {"update": [], "best": []}
         for path in self.folder.iterdir():
-            if m := _NUMBERED.fullmatch(path.name):
+            if m := NUMBERED.fullmatch(path.name):
                 numbered[m.group(1)].append((int(m.group(2)), path))
         updates = sorted(numbered["update"], reverse=True)
         doomed = [path for _, path in updates[self.keep_last :]]

@@ -111,6 +111,7 @@ EXACT_SUMMARY = [
 SWEEP = [
     "beam",
     "alpha",
+    "word_reward",
     "bleu",
     "chrf",
     "length_ratio",
@@ -121,7 +122,7 @@ SWEEP = [
     "shares",
     "seconds",
 ]
-CALIBRATION = ["dev_src", "alpha", "bleu", "rows", "best"]
+CALIBRATION = ["dev_src", "alpha", "word_reward", "bleu", "rows", "best"]
 MANIFEST = ["created", "config", "git", "versions", "data", "signatures", "run"]
 
 

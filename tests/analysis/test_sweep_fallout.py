@@ -20,11 +20,20 @@ from tests.analysis.conftest import (
 CHAIN = {2: {4: 0.9, 5: 0.1}, 4: {5: 0.9, 6: 0.1}, 5: {6: 0.9, 4: 0.1}, 6: {EOS_ID: 0.9, 4: 0.1}}
 
 
-def _sweep(probs, ref, beams, alphas, short_ratio=0.5):
-    model, src = BigramModel(probs), [[4, 5]]
+def _sweep(probs, ref, beams, alphas, short_ratio=0.5, word_rewards=None, vocab=7):
+    model, src = BigramModel(probs, vocab), [[4, 5]]
     scored = score_references(model, src, [ref], IdTokenizer(), 8)
     decode = DecodeConfig(strategy="beam", max_len_b=6)
-    return sweep(model, IdTokenizer(), scored, decode, beams, alphas, short_ratio=short_ratio)
+    return sweep(
+        model,
+        IdTokenizer(),
+        scored,
+        decode,
+        beams,
+        alphas,
+        short_ratio=short_ratio,
+        word_rewards=word_rewards,
+    )
 
 
 def test_the_sweep_shows_search_errors_vanish_as_the_beam_widens():
@@ -46,6 +55,20 @@ def test_alpha_calibration_picks_the_best_bleu():
     rows = _sweep(OBJECTIVE, "6", [3], [0.0, 1.0])
     assert [r.shares["objective"] for r in rows] == [0.0, 1.0]
     assert calibrate(rows, "dev.src").alpha == 0.0
+
+
+# Raw log P picks "6" (log 0.45 = -0.80, T = 2) over the reference "4 5 7 8" (log 0.34 =
+# -1.09, T = 5); a word reward of 0.3 a token turns it (-0.20 against +0.41), as does alpha 0.5.
+LONG = {2: {6: 0.5, 4: 0.35, EOS_ID: 0.05, 5: 0.1}, 6: {EOS_ID: 0.9, 5: 0.1}, 4: {5: 0.99}}
+LONG |= {5: {7: 0.99}, 7: {8: 0.99}, 8: {EOS_ID: 0.99}}
+
+
+def test_calibration_tries_every_alpha_with_every_word_reward_and_keeps_the_best():
+    rows = _sweep(LONG, "4 5 7 8", [3], [0.0, 0.5], word_rewards=[0.0, 0.3], vocab=9)
+    assert [(r.alpha, r.word_reward) for r in rows] == [(0, 0), (0, 0.3), (0.5, 0), (0.5, 0.3)]
+    assert [r.shares["match"] for r in rows] == [0.0, 1.0, 1.0, 1.0]
+    best = calibrate(rows, "dev.src")  # three settings at BLEU 100: the smallest alpha wins
+    assert (best.alpha, best.word_reward) == (0.0, 0.3) and best.best is rows[1]
 
 
 def _fallout(probs, ref, beam, max_len_b=6):

@@ -12,6 +12,7 @@ import pytest
 from nmt.config import DecodeConfig, ServeConfig
 from nmt.rundir import sha256
 from nmt.serve.app import create_app
+from nmt.translator import Translator
 from tests.serve.conftest import Gate, serving
 
 BEAM = DecodeConfig(strategy="beam", beam_size=3, alpha=1.0)
@@ -187,3 +188,14 @@ def test_health_answers_while_a_request_translates(translator):
                 assert (await slow).status_code == 200
 
         asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_an_ensemble_serves_as_the_python_api_decodes_it(serve_run):
+    run = serve_run[0]
+    ensemble = Translator.load([run, run], ["best", "last"], device="cpu")
+    src = serve_run[1][0][0]
+    with serving(create_app(ensemble, LIMITS, BEAM)) as base:
+        info = httpx.get(base + "/info").json()
+        got = post(base, "/translate", {"sentences": [src]}).json()["translations"][0]
+    assert [m["sha256"] for m in info["ensemble"]] == [sha256(c) for _, c in ensemble.members]
+    assert got["text"] == ensemble.translate([src], decode=BEAM)[0].text
