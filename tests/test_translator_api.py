@@ -73,6 +73,7 @@ def test_import_nmt_leaves_torch_unimported_until_translator_is_asked_for():
         "assert 'torch' not in sys.modules, 'import nmt imported torch'\n"
         "assert nmt.Translator.__module__ == 'nmt.translator'\n"
         "assert 'torch' in sys.modules\n"
+        "assert 'matplotlib' not in sys.modules, 'loading a model pays for the plots'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

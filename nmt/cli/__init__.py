@@ -15,9 +15,17 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from nmt.errors import NmtError
+from nmt.rundir import RunDir
 
 # Set while `hydra_errors` has turned HYDRA_FULL_ERROR on for its own use, not the user's.
 _HYDRA_RAISES = "_NMT_HYDRA_RAISES"
+
+
+def check_runs(run: object) -> None:
+    """Refuse a run= that is no run directory (one, or an ensemble's list) at once, before a
+    command imports torch to load it (a second or two)."""
+    for path in [run] if isinstance(run, (str, Path)) else run:
+        RunDir.open(path)
 
 
 def _verbose() -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from nmt.cli import hydra_errors, naming, report_errors
+from nmt.cli import check_runs, hydra_errors, naming, report_errors
 from nmt.config import register_configs
 from nmt.config_checks import validate
 from nmt.errors import ConfigError
@@ -26,12 +26,13 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="analyze")
 @report_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg)
+    check_runs(cfg.run)  # before torch is imported
     from nmt.analysis.analyze import analyze, read_pair
     from nmt.analysis.report import analysis_text, write
     from nmt.data.stream import done
     from nmt.translator import Translator
 
-    validate(cfg)
     read_pair(cfg.data.test_src, cfg.data.test_ref)  # refuse bad input before loading a model
     if cfg.out and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise ConfigError(f"out={cfg.out} is a file; give a directory for the analysis")

@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from nmt.cli import hydra_errors, naming, report_errors
+from nmt.cli import check_runs, hydra_errors, naming, report_errors
 from nmt.config import register_configs
 from nmt.config_checks import validate
 from nmt.errors import ConfigError
@@ -102,6 +102,7 @@ def main(cfg: DictConfig) -> None:
     validate(cfg)
     check_output(cfg)
     check_paths(cfg)
+    check_runs(cfg.run)
     # a bad input file is refused at once; standard input (or a pipe) is read as it comes,
     # once the model is loaded
     total = count_lines(cfg.input)

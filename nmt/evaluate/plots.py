@@ -1,17 +1,21 @@
 """PNG figures for reports: training curves from metrics.csv rows and attention heatmaps.
 
 Figures are built with matplotlib's object API on the Agg canvas, never through pyplot, so
-no global backend or figure state is touched and nothing needs a display.
+no global backend or figure state is touched and nothing needs a display. matplotlib is
+imported when a figure is drawn (about a second): loading a model for translation, which
+imports AttentionMap, never pays for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 110
 
@@ -34,7 +38,15 @@ class AttentionMap:
     image: str = field(default="", compare=False)  # file name once saved
 
 
+def _figure(**options) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
+
+
 def _save(fig: Figure, path: str | Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -56,7 +68,7 @@ def training_curves(rows: list[dict], path: str | Path, title: str = "") -> Path
 
     rows are `rundir.read_metrics_csv` rows: split "train" or "valid", update, loss, ppl, bleu.
     """
-    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    fig = _figure(figsize=(12, 3.6), layout="constrained")
     axes = fig.subplots(1, 3)
     for ax, key, label in ((axes[0], "loss", "loss (nats/token)"), (axes[1], "ppl", "perplexity")):
         for split, style in (("train", "-"), ("valid", "o-")):
@@ -111,7 +123,7 @@ def attention_heatmap(
             f"{len(src_tokens)} source tokens"
         )
     rows, cols = matrix.shape
-    fig = Figure(
+    fig = _figure(
         figsize=(min(2.5 + 0.38 * cols, 24), min(1.8 + 0.32 * rows, 24)), layout="constrained"
     )
     ax = fig.subplots()

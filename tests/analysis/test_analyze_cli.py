@@ -64,6 +64,34 @@ def test_analyze_writes_sentences_summary_and_a_self_contained_report(trained_ru
     assert "search error" in proc.stdout and "report:" in proc.stdout
 
 
+def test_an_ensemble_is_analysed_and_calibrated_as_one_model(trained_run, tmp_path):
+    run, test = trained_run
+    proc = run_cli(
+        "analyze",
+        f"run=[{run},{run}]",
+        "checkpoint=[best,last]",
+        f"data.test_src={test}.xx",
+        f"data.test_ref={test}.yy",
+        f"data.dev_src={test}.xx",
+        f"data.dev_ref={test}.yy",
+        "decode.beam_size=2",
+        "analysis.sweep_beams=[]",
+        "analysis.exact_sentences=0",
+        "analysis.calibrate_alphas=[0,1]",
+        "analysis.calibrate_word_rewards=[0,0.5]",
+        "threads=1",
+        "progress=false",
+        f"out={tmp_path / 'out'}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["run"] == [str(run), str(run)] and summary["checkpoint"] == ["best", "last"]
+    assert len(summary["manifest"]["run"]["ensemble"]) == 2
+    rows = summary["calibration"]["rows"]
+    assert [(r["alpha"], r["word_reward"]) for r in rows] == [(0, 0), (0, 0.5), (1, 0), (1, 0.5)]
+    assert "word reward" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_a_missing_reference_is_a_one_line_error(trained_run, tmp_path):
     run, test = trained_run
     proc = run_cli(

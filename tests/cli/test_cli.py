@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import sacrebleu
@@ -80,6 +82,26 @@ def test_translate_without_run_directory_is_a_clear_error(tmp_path):
     proc = run_cli("translate", f"run={tmp_path}/nothing", stdin="hello\n")
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {tmp_path}/nothing: no such run directory"
+
+
+@pytest.mark.parametrize(
+    "command, extra",
+    [("translate", ""), ("analyze", ", 'data.test_src=x', 'data.test_ref=y'"), ("serve", "")],
+)
+def test_a_wrong_run_is_refused_before_torch_is_imported(command, extra, tmp_path):
+    # torch and the model are loaded only once every run= is a run directory (a second or two)
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['nmt-{command}', 'run=[{tmp_path},{tmp_path}]'{extra}]\n"
+        "try:\n"
+        f"    runpy.run_module('nmt.cli.{command}', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 2, stop.code\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(f"error: {tmp_path}")  # no config.yaml: not a run
 
 
 def test_evaluate_refuses_misaligned_and_empty_files(tmp_path):
