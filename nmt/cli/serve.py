@@ -26,7 +26,6 @@ register_configs()
 @report_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg)
-    check_runs(cfg.run)
     try:
         from nmt.serve import server
         from nmt.serve.app import create_app
@@ -34,9 +33,10 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(
             f"nmt-serve needs FastAPI and uvicorn ({err.name} is missing): pip install 'nmt[serve]'"
         ) from None
+    sock = server.bind(cfg.host, cfg.port)  # a port in use is refused before the model loads
+    check_runs(cfg.run)  # and a wrong run= before torch is imported
     from nmt.translator import Translator
 
-    sock = server.bind(cfg.host, cfg.port)  # a port in use is refused before the model loads
     translator = Translator.load(cfg.run, cfg.checkpoint, cfg.device, cfg.threads, cfg.kernels)
     app = create_app(translator, cfg.serve, cfg.decode)
     where = server.address(sock)

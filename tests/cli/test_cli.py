@@ -86,7 +86,8 @@ def test_translate_without_run_directory_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize(
     "command, extra",
-    [("translate", ""), ("analyze", ", 'data.test_src=x', 'data.test_ref=y'"), ("serve", "")],
+    # (nmt-serve checks the port first, then run=, before loading: tests/serve/test_cli.py)
+    [("translate", ""), ("analyze", ", 'data.test_src=x', 'data.test_ref=y'")],
 )
 def test_a_wrong_run_is_refused_before_torch_is_imported(command, extra, tmp_path):
     # torch and the model are loaded only once every run= is a run directory (a second or two)
