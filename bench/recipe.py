@@ -113,10 +113,11 @@ def main() -> None:
     from nmt.config import DecodeConfig
     from nmt.data.corpus import split_files
     from nmt.evaluate.metrics import corpus_scores
+    from nmt.rundir import RunDir
     from nmt.translator import Translator
 
     threads = int(args["threads"])
-    config = Translator.load(run, "best", device="cpu", threads=threads).config
+    config = RunDir(run).config
     src, tgt = config.data.src, config.data.tgt
     limit = int(args["sentences"])
     val_src, val_ref = read_pair(*split_files(config.data.valid, src, tgt), limit)
@@ -129,11 +130,12 @@ def main() -> None:
         model, vocabs = translator.model, translator.vocabs
         return score_references(model, vocabs.src.encode(val_src), val_ref, vocabs.tgt, 64)
 
-    levers, translators = [], {}
+    levers, translators, scored = [], {}, {}
     for label, which in (("best.pt", "best"), (f"average of the last {n}", str(average))):
         translator = Translator.load(run, which, device="cpu", threads=threads)
         start = time.perf_counter()
-        row = setting_row(translator.model, translator.vocabs.tgt, val_data(translator), base)
+        scored[which] = val_data(translator)  # val's references scored once per checkpoint
+        row = setting_row(translator.model, translator.vocabs.tgt, scored[which], base)
         levers.append({"what": label, "checkpoint": which, **asdict(row)})
         translators[which] = translator
         print(f"val {label}: BLEU {row.bleu:.2f} ({time.perf_counter() - start:.0f} s)")
@@ -142,7 +144,7 @@ def main() -> None:
     grid = sweep(
         translator.model,
         translator.vocabs.tgt,
-        val_data(translator),
+        scored[chosen["checkpoint"]],
         base,
         [int(b) for b in args["beams"].split(",")],
         floats(args["alphas"]),

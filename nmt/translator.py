@@ -32,7 +32,7 @@ from nmt.kernels.precision import DTYPES, resolve_precision
 from nmt.kernels.threads import set_threads
 from nmt.members import RunModel
 from nmt.model import Seq2Seq
-from nmt.rundir import RunDir, file_hashes
+from nmt.rundir import RunDir
 from nmt.search.decode import decode_ids, decode_nbest
 from nmt.search.ensemble import Ensemble
 from nmt.search.result import SearchResult
@@ -179,11 +179,11 @@ class Translator:
         ensemble the first run's, with every member's checkpoint hash and an "ensemble" list."""
         if self.run is None:
             return {}
-        manifest = self.run.manifest(self.checkpoint)
-        if len(self.members) > 1:
-            manifest["checkpoint"] = file_hashes(c for _, c in self.members)
-            manifest["ensemble"] = [run.manifest(c) for run, c in self.members]
-        return manifest
+        if len(self.members) <= 1:
+            return self.run.manifest(self.checkpoint)
+        members = [run.manifest(c) for run, c in self.members]  # each checkpoint hashed once
+        hashes = {path: h for m in members for path, h in m["checkpoint"].items()}
+        return {**members[0], "checkpoint": hashes, "ensemble": members}
 
     # -- decode options ---------------------------------------------------------------------
 
