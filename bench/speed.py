@@ -74,6 +74,8 @@ DEFAULTS = {
     "results": str(HERE / "results"),
     "busy": "0",  # stages run beside this many processes spinning a core each
     "opennmt": "true",  # train: OpenNMT-py too, where bench/peers/opennmt/setup.sh made it
+    # train: ours at train.precision=this (JoeyNMT stays fp32); not fp32: train-<it>.json
+    "precision": "fp32",
 }
 STAGES = {
     "prepare": prepare,
@@ -107,7 +109,10 @@ def main(argv: list[str]) -> None:
         with busy(spinning if stage not in ("prepare", "report") else 0):
             result = STAGES[stage](a, work)
         if stage != "report":  # beside busy processes: <stage>-busy.json, beside the idle one
-            save(work, stage + ("-busy" if spinning else ""), dict(result, args=a, busy=spinning))
+            name = stage + (
+                f"-{a['precision']}" if stage == "train" and a["precision"] != "fp32" else ""
+            )
+            save(work, name + ("-busy" if spinning else ""), dict(result, args=a, busy=spinning))
     write_run(a, work, loads)
 
 

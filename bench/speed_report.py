@@ -225,11 +225,26 @@ def loaded_rows(tr: dict, busy: dict) -> list[dict]:
     ]
 
 
+def bf16_rows(tr: dict, bf16: dict) -> list[dict]:
+    """Ours in bf16 (the train-bf16 stage) against JoeyNMT fp32 in the same stage, and against
+    our fp32 figure of the train stage."""
+    o, j, r, ld = paired(bf16["runs"], mean_rate)
+    oi = paired(tr["runs"], mean_rate)[0] if tr else float("nan")
+    goal = ">= 5x"
+    return [
+        row("train tok/s, ours bf16 vs JoeyNMT fp32", round(o), round(j), r, goal, r >= 5, ld),
+        row(
+            "train tok/s, ours bf16 (ratio: ÷ ours fp32)", round(o), None, div(o, oi), "", None, ld
+        ),
+    ]
+
+
 def table(results: dict[str, dict]) -> list[dict]:
     """The table's rows from each stage's results (a stage not run: {})."""
     tr, bu, de, sh, gr, fl = (results[s] for s in MEASURED)
     rows = train_rows(tr) if tr else []
     rows += loaded_rows(tr, results["train-busy"]) if tr and results.get("train-busy") else []
+    rows += bf16_rows(tr, results["train-bf16"]) if results.get("train-bf16") else []
     rows += decode_rows(de, bu) if de else []
     rows += budget_rows(bu) if bu else []
     rows += shared_rows(sh) if sh else []
@@ -262,7 +277,7 @@ def write_run(a: dict, work: Path, loads: dict) -> Path:
     table, the stages not measured, and each stage's results as work/results holds them."""
     import torch
 
-    results = {stage: read(work, stage) for stage in (*MEASURED, "train-busy")}
+    results = {stage: read(work, stage) for stage in (*MEASURED, "train-busy", "train-bf16")}
     cpu = cpu_info()
     extra = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -280,7 +295,7 @@ def write_run(a: dict, work: Path, loads: dict) -> Path:
 
 def report(a: dict, work: Path) -> dict:
     """Print the table (and the growth curves), write work/speed.json (and work/growth.png)."""
-    results = {stage: read(work, stage) for stage in (*MEASURED, "train-busy")}
+    results = {stage: read(work, stage) for stage in (*MEASURED, "train-busy", "train-bf16")}
     rows = table(results)
     print_table(rows)
     for stage in missing(results):

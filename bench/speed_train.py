@@ -65,6 +65,7 @@ def train_speed(a: dict, work: Path) -> dict:
                 "train.valid_every=100000",
                 "train.max_epochs=0",
                 "data.max_valid=64",
+                f"train.precision={a['precision']}",
             ],
         )
         res = timed_run(cmd, work / "runs" / f"ours-train-{r}.log", threads)

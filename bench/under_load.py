@@ -12,8 +12,8 @@ lines of `input`): sentences/s. Each setting runs in a process of its own, idle 
 beside `busy` processes that spin a core each (`while True: pass`), rounds alternating the
 order. Settings: tN = N torch threads, tauto = threads=auto (decoding: the count tuned batch
 by batch, nmt/kernels/threads.py); -passive adds OMP_WAIT_POLICY=PASSIVE (OpenMP threads
-sleep at once instead of spinning after a parallel region); -spin0, -spin10k add
-GOMP_SPINCOUNT=0 or 10000 (libgomp, which torch's CPU wheels use, spins 300,000 times by default).
+sleep at once instead of spinning after a parallel region); -spin0, -spin10k, -spin100k add
+GOMP_SPINCOUNT=0, 10000 or 100000 (libgomp, which torch's CPU wheels use, spins 300,000 times by default).
 The table gives the median of each figure idle and loaded and loaded ÷ idle.
 """
 
@@ -49,6 +49,7 @@ EXTRA_ENV = {
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "spin0": {"GOMP_SPINCOUNT": "0"},
     "spin10k": {"GOMP_SPINCOUNT": "10000"},
+    "spin100k": {"GOMP_SPINCOUNT": "100000"},
 }
 
 

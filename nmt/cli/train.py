@@ -93,13 +93,13 @@ def finish_at_once(work: Callable[[], object]) -> NoReturn:
     """Run `work`, then end the process with its exit status without the interpreter's
     teardown (os._exit): what a torchrun process does once training has finished.
 
-    Under torchrun about one run in six (on an AMD EPYC machine) aborted *after* training had
-    finished and saved ("terminate called without an active exception", then SIGABRT): a
-    C++ thread of the process group or of a thread pool still joinable while static objects
-    are destroyed at exit. Everything nmt writes is closed (checkpoints and metrics.csv by
-    then, the run lock released); the log handlers and standard streams are flushed here, so
-    skipping the teardown loses nothing. An exception other than SystemExit propagates (to
-    torchrun's error record) as before.
+    Under torchrun, 2 of 30 runs of the crash-and-resume test on an AMD EPYC machine aborted
+    *after* training had finished and saved ("terminate called without an active exception",
+    then SIGABRT; 0 of 50 with this, bench/exit_abort.py): a C++ thread of the process group
+    or of a thread pool still joinable while static objects are destroyed at exit. Everything
+    nmt writes is closed by then (checkpoints and metrics.csv, the run lock released); the log
+    handlers and standard streams are flushed here, so skipping the teardown loses nothing.
+    An exception other than SystemExit propagates (to torchrun's error record) as before.
     """
     try:
         work()

@@ -33,10 +33,13 @@ MARGIN = 0.95
 REPEATS = 10
 DECODE_ROWS = 80  # output-layer rows of a decoding step: 16 sentences × a beam of 5
 TRAIN_ROWS = 1024  # rows of a training product: a chunk of a batch's target tokens
-# below this many weights (hidden × vocabulary; hidden² for training's products) a product
-# takes microseconds: timing it measures noise, so the first, simplest way is kept unmeasured
-# (and a small model, a test's say, computes the same in every process)
-MIN_MEASURED = 1 << 20
+# below this many multiply-adds (rows × the weight's size: a decoding step's output layer,
+# a training chunk's input projection) a product takes microseconds: timing it measures noise,
+# so the first, simplest way is kept unmeasured (and a small model, a test's say, computes the
+# same in every process). 80 rows × a 1M-weight output layer; training's products from a
+# hidden size of 166 up (1024 × 3h²; an earlier gate of 3h² ≥ 1M weights left the hidden
+# size 512 of the comparison model unmeasured, on torch's BLAS: 1.4× slower on AMD EPYC)
+MIN_MEASURED = DECODE_ROWS << 20
 
 
 def _fixed(*shape: int, generator: torch.Generator) -> Tensor:
@@ -63,7 +66,7 @@ def _fastest(candidates: dict[str, Callable[[], object]]) -> tuple[str, dict[str
 @cache
 def fastest_logits(hidden: int, vocab: int, threads: int) -> tuple[str, dict[str, float]]:
     """plain | blocked | onednn: the fastest output layer (hidden → vocab) when decoding."""
-    if hidden * vocab < MIN_MEASURED:
+    if DECODE_ROWS * hidden * vocab < MIN_MEASURED:
         return "plain", {}
     g = torch.Generator().manual_seed(0)
     x, weight, bias = (
@@ -86,7 +89,7 @@ def fastest_logits(hidden: int, vocab: int, threads: int) -> tuple[str, dict[str
 def fastest_gemm(hidden: int, threads: int) -> tuple[str, dict[str, float]]:
     """blas | onednn: the faster library for training's products at this hidden size: an
     RNN's input projection, its step, and a weight gradient (a transposed left operand)."""
-    if 3 * hidden * hidden < MIN_MEASURED:
+    if TRAIN_ROWS * 3 * hidden * hidden < MIN_MEASURED:
         return "blas", {}
     g = torch.Generator().manual_seed(0)
     x, step = _fixed(TRAIN_ROWS, hidden, generator=g), _fixed(TRAIN_ROWS // 8, hidden, generator=g)

@@ -58,6 +58,18 @@ def test_a_small_model_is_not_measured(monkeypatch):
     assert (kernels.logits_path, kernels.gemm) == ("plain", "blas")
 
 
+@pytest.mark.parametrize("hidden, measured", [(64, 0), (165, 0), (166, 1), (512, 1)])
+def test_training_products_are_measured_from_a_hidden_size_of_166(monkeypatch, hidden, measured):
+    """The comparison model's hidden size (512) is measured: unmeasured, it stayed on torch's
+    BLAS, which runs AVX2 kernels on AMD processors (1.4× slower training there)."""
+    timed = []
+    monkeypatch.setattr(probe, "_fastest", lambda c: timed.append(list(c)) or ("blas", {}))
+    probe.fastest_gemm.cache_clear()
+    assert probe.fastest_gemm(hidden, 1)[0] == "blas"
+    assert len(timed) == measured and all(names[0] == "blas" for names in timed)
+    probe.fastest_gemm.cache_clear()
+
+
 def test_a_recorded_choice_is_kept_without_measuring(monkeypatch):
     monkeypatch.setattr(probe, "fastest_logits", lambda *a: pytest.fail("measured"))
     recorded = Kernels("by_direction", "blocked", "onednn", 1024).as_dict()
