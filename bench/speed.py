@@ -3,6 +3,7 @@
     python bench/speed.py [stages=prepare,train,budget,decode,shared,growth,flops,report]
         [work=bench/work] [threads=2] [warmup=10] [updates=60] [repeat=2]
         [budget_min=10] [beams=1,2,5,10,20] [peer_growth=false] [results=bench/results]
+        [busy=0] [opennmt=true] [precision=fp32]
 
 Stages (each writes work/results/<stage>.json, so one can be rerun alone; `report` reads
 them all and prints the table, writes work/speed.json and work/growth.png):
@@ -32,7 +33,10 @@ them all and prints the table, writes work/speed.json and work/growth.png):
 Each figure is stored with the load average (/proc/loadavg) at its start and end. With
 busy=N every stage but prepare and report runs beside N processes spinning a core each and
 writes work/results/<stage>-busy.json; the report then adds each toolkit's loaded ÷ idle
-training speed (issue 23: ours ≥ 0.4 of idle and ≥ 2.5× JoeyNMT's loaded figure). Every
+training speed (issue 23: ours ≥ 0.4 of idle and ≥ 2.5× JoeyNMT's loaded figure). With
+precision=bf16 the train stage trains ours at `train.precision=bf16` (JoeyNMT stays
+fp32) and writes work/results/train-bf16.json; the report adds ours bf16 against JoeyNMT fp32
+(issue 23's goal: ≥ 5×) and against our fp32 train stage. Every
 run, whatever its stages, ends by writing `results`/<date>-<cpu>.json (bench/results/ by
 default; <cpu> a slug such as intel-xeon-processor-avx512-amx): the CPU model and flags,
 torch's and the peers' versions, the threads, the load at the run's start, at each stage and
