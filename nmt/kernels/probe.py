@@ -38,7 +38,7 @@ TRAIN_ROWS = 1024  # rows of a training product: a chunk of a batch's target tok
 # so the first, simplest way is kept unmeasured (and a small model, a test's say, computes the
 # same in every process). 80 rows × a 1M-weight output layer; training's products from a
 # hidden size of 166 up (1024 × 3h²; an earlier gate of 3h² ≥ 1M weights left the hidden
-# size 512 of the comparison model unmeasured, on torch's BLAS: 1.4× slower on AMD EPYC)
+# size 512 of the comparison model on torch's BLAS unmeasured: 1.23× slower training on AMD)
 MIN_MEASURED = DECODE_ROWS << 20
 
 
