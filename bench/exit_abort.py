@@ -53,19 +53,16 @@ def one_run(tests: str, faulthandler: bool) -> dict:
         env=env,
     )
     output = proc.stdout + proc.stderr
-    lines = output.splitlines()
-    first = next((i for i, line in enumerate(lines) if ABORT.search(line)), None)
-    summary = output.strip().splitlines()[-1] if output.strip() else ""
+    lines = output.strip().splitlines()
+    hits = [i for i, line in enumerate(lines) if ABORT.search(line)]
     return {
         "rc": proc.returncode,
         "wall_s": round(time.monotonic() - start, 1),
         "aborts": len(ABORT.findall(output)),
-        "summary": summary,
+        "summary": lines[-1] if lines else "",
         # what the aborting process printed, as pytest shows torchrun's stderr (a few lines)
-        "abort_lines": sorted(
-            {line.strip()[:200] for line in output.splitlines() if ABORT.search(line)}
-        )[:5],
-        "context": lines[first : first + 40] if first is not None else [],
+        "abort_lines": sorted({lines[i].strip()[:200] for i in hits})[:5],
+        "context": lines[hits[0] : hits[0] + 40] if hits else [],
         "load_end": load(),
     }
 

@@ -13,7 +13,8 @@ beside `busy` processes that spin a core each (`while True: pass`), rounds alter
 order. Settings: tN = N torch threads, tauto = threads=auto (decoding: the count tuned batch
 by batch, nmt/kernels/threads.py); -passive adds OMP_WAIT_POLICY=PASSIVE (OpenMP threads
 sleep at once instead of spinning after a parallel region); -spin0, -spin10k, -spin100k add
-GOMP_SPINCOUNT=0, 10000 or 100000 (libgomp, which torch's CPU wheels use, spins 300,000 times by default).
+GOMP_SPINCOUNT=0, 10000 or 100000 (libgomp, which torch's CPU wheels use, spins 300,000 times
+by default).
 The table gives the median of each figure idle and loaded and loaded ÷ idle.
 """
 

@@ -61,7 +61,7 @@ def test_a_small_model_is_not_measured(monkeypatch):
 @pytest.mark.parametrize("hidden, measured", [(64, 0), (165, 0), (166, 1), (512, 1)])
 def test_training_products_are_measured_from_a_hidden_size_of_166(monkeypatch, hidden, measured):
     """The comparison model's hidden size (512) is measured: unmeasured, it stayed on torch's
-    BLAS, which runs AVX2 kernels on AMD processors (1.4× slower training there)."""
+    BLAS, which runs AVX2 kernels on AMD processors (1.23× slower training there)."""
     timed = []
     monkeypatch.setattr(probe, "_fastest", lambda c: timed.append(list(c)) or ("blas", {}))
     probe.fastest_gemm.cache_clear()
