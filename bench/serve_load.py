@@ -1,7 +1,7 @@
 """Load on nmt-serve from a bounded loopback client, against nmt-translate on the same sentences.
 
     python bench/serve_load.py run=DIR input=FILE [limit=512] [concurrency=1,8,32]
-        [requests=256] [per_request=1] [beam_size=1] [alpha=0.0] [threads=auto] [device=cpu]
+        [requests=512] [per_request=1] [beam_size=1] [alpha=0.0] [threads=auto] [device=cpu]
         [max_wait_ms=5] [max_batch=64] [json=bench/results/DATE-serve-load.json]
 
 A benchmark, not a test; run it on a quiet machine. It measures, on the first `limit`
@@ -9,7 +9,10 @@ non-blank lines of `input`:
 
 - the CLI: `nmt-translate` on all of them as a subprocess (wall time, model load included),
   and its code path (Translator.translate_text, the model loaded, decode.batch_size 64) in
-  this process: batched sentences/s, and each sentence alone (per-sentence latency);
+  this process: batched sentences/s (all of them at once: sorted by length into batches of
+  64), in batches of C sentences in arrival order for each concurrency C (the most a server
+  can reach that gets C one-sentence requests at a time and batches them perfectly), and
+  each sentence alone (per-sentence latency);
 - the server: `nmt-serve` started as a subprocess on a free loopback port; at each
   concurrency C, `requests` POST /translate requests of `per_request` sentences each, C at a
   time (an httpx.AsyncClient with C connections, a semaphore of C), after a warm-up:
@@ -17,9 +20,12 @@ non-blank lines of `input`:
 - the server's peak RSS (VmHWM) idle after the warm-up and after all the load.
 
 Goals (issue 21): server at C=32 >= 0.8 x the batched CLI's sentences/s; p99 at C=1 <= 2 x
-a single CLI translation (its p99, model loaded); peak RSS under load <= 1.3 x idle. The
-table goes to stdout, everything to the JSON. The client shares the machine with the server:
-at high concurrency it takes some of the CPU the server would have.
+a single CLI translation (its p99, model loaded); peak RSS under load <= 1.3 x idle. Also
+reported: the server at C ÷ the CLI in batches of C (what the server loses to HTTP, JSON and
+imperfect batching), and per level the CPU time a request costs the client (this process),
+the server's main thread (its event loop) and its other threads (the model), with the cores
+busy on average. The table goes to stdout, everything to the JSON. The client shares the
+machine with the server: at high concurrency it takes some of the CPU the server would have.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ import asyncio
 import datetime
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -39,6 +44,7 @@ from pathlib import Path
 
 import httpx
 from kvargs import parse_kv
+from speed_common import cpu_info
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -47,7 +53,7 @@ DEFAULTS = {
     "input": "",
     "limit": "512",
     "concurrency": "1,8,32",
-    "requests": "256",  # per concurrency level
+    "requests": "512",  # per concurrency level: 16 rounds of 32
     "per_request": "1",  # sentences per request
     "beam_size": "1",
     "alpha": "0.0",
@@ -91,8 +97,9 @@ def cli_subprocess(args: dict, lines: list[str], work: Path) -> dict:
     return {"seconds": round(seconds, 3), "sentences_per_s": round(len(lines) / seconds, 2)}
 
 
-def cli_in_process(args: dict, lines: list[str]) -> dict:
-    """nmt-translate's code path with the model loaded: batched, then each sentence alone."""
+def cli_in_process(args: dict, lines: list[str], sizes: list[int]) -> dict:
+    """nmt-translate's code path with the model loaded: batched, in arrival-order batches of
+    each size in sizes, then each sentence alone."""
     from nmt.translator import Translator
 
     translator = Translator.load(args["run"], device=args["device"], threads=args["threads"])
@@ -103,6 +110,12 @@ def cli_in_process(args: dict, lines: list[str]) -> dict:
     start = time.perf_counter()
     translator.translate_text(lines, **options)
     batched = time.perf_counter() - start
+    in_batches = {}
+    for size in sizes:
+        start = time.perf_counter()
+        for i in range(0, len(lines), size):
+            translator.translate_text(lines[i : i + size], **options)
+        in_batches[str(size)] = round(len(lines) / (time.perf_counter() - start), 2)
     alone = []
     for line in lines:
         start = time.perf_counter()
@@ -111,6 +124,7 @@ def cli_in_process(args: dict, lines: list[str]) -> dict:
     return {
         "batched_seconds": round(batched, 3),
         "batched_sentences_per_s": round(len(lines) / batched, 2),
+        "in_batches_of_sentences_per_s": in_batches,
         "single_p50_ms": round(1000 * percentile(alone, 50), 2),
         "single_p99_ms": round(1000 * percentile(alone, 99), 2),
     }
@@ -161,8 +175,23 @@ class Server:
             self.proc.kill()
 
 
-async def load_level(url: str, bodies: list[dict], concurrency: int) -> dict:
-    """Send bodies, concurrency at a time; per-request latencies and the wall time."""
+def cpu_s(pid: int, tid: int | None = None) -> float:
+    """CPU seconds (user + system) a process, or one of its threads, has used."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(pid: int) -> dict[str, float]:
+    """The server's CPU seconds: its main thread (the event loop: HTTP, JSON, validation)
+    and the rest (the model thread and torch's threads)."""
+    total, loop = cpu_s(pid), cpu_s(pid, pid)
+    return {"loop": loop, "model": total - loop}
+
+
+async def load_level(url: str, bodies: list[dict], concurrency: int, pid: int) -> dict:
+    """Send bodies, concurrency at a time; per-request latencies, the wall time, and the CPU
+    time per request of the client (this process) and of the server's loop and model."""
     gate = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
@@ -178,9 +207,12 @@ async def load_level(url: str, bodies: list[dict], concurrency: int) -> dict:
         await asyncio.gather(*(one(b) for b in bodies[: 2 * concurrency]))  # warm-up
         latencies.clear()
         calls_before = (await client.get("/health")).json()["batches"]
+        cpu_before, client_before = server_cpu(pid), time.process_time()
         start = time.perf_counter()
         await asyncio.gather(*(one(b) for b in bodies))
         seconds = time.perf_counter() - start
+        client_cpu = time.process_time() - client_before
+        cpu = {k: v - cpu_before[k] for k, v in server_cpu(pid).items()}
         health = (await client.get("/health")).json()
     sentences = sum(len(b["sentences"]) for b in bodies)
     return {
@@ -193,6 +225,12 @@ async def load_level(url: str, bodies: list[dict], concurrency: int) -> dict:
         "p99_ms": round(1000 * percentile(latencies, 99), 2),
         "model_calls": health["batches"] - calls_before,
         "largest_batch": health["largest_batch"],
+        "cpu_ms_per_request": {
+            "client": round(1000 * client_cpu / len(bodies), 2),
+            "server_loop": round(1000 * cpu["loop"] / len(bodies), 2),
+            "server_model": round(1000 * cpu["model"] / len(bodies), 2),
+        },
+        "cpu_use": round((client_cpu + cpu["loop"] + cpu["model"]) / seconds, 2),  # cores busy
     }
 
 
@@ -202,13 +240,14 @@ def serve_load(args: dict, lines: list[str]) -> dict:
         {"sentences": [lines[(i * per + j) % len(lines)] for j in range(per)]} for i in range(n)
     ]
     with Server(args) as server:
-        asyncio.run(load_level(server.url, bodies[:4], 1))  # first requests: lazy set-up
+        pid = server.proc.pid
+        asyncio.run(load_level(server.url, bodies[:4], 1, pid))  # first requests: lazy set-up
         idle = {
             "rss_kb": rss_kb(server.proc.pid, "VmRSS"),
             "hwm_kb": rss_kb(server.proc.pid, "VmHWM"),
         }
         levels = [
-            asyncio.run(load_level(server.url, bodies, int(c)))
+            asyncio.run(load_level(server.url, bodies, int(c), pid))
             for c in args["concurrency"].split(",")
         ]
         loaded = {
@@ -221,17 +260,23 @@ def serve_load(args: dict, lines: list[str]) -> dict:
 def table(report: dict) -> str:
     cli, server = report["cli"], report["server"]
     rows = [
-        "| client | sentences/s | p50 ms | p99 ms | model calls |",
-        "|---|---:|---:|---:|---:|",
+        "| client | sentences/s | p50 ms | p99 ms | model calls | CPU ms a request: client / loop / model | cores busy |",
+        "|---|---:|---:|---:|---:|---|---:|",
         f"| nmt-translate (subprocess, load included) | {cli['subprocess']['sentences_per_s']} | | | |",
         f"| CLI code path, batched, model loaded | {cli['in_process']['batched_sentences_per_s']} | | | |",
+        *(
+            f"| CLI code path, batches of {size} in arrival order | {rate} | | | |"
+            for size, rate in cli["in_process"]["in_batches_of_sentences_per_s"].items()
+        ),
         f"| CLI code path, one sentence at a time | | {cli['in_process']['single_p50_ms']} "
         f"| {cli['in_process']['single_p99_ms']} | |",
     ]
     for level in server["levels"]:
         rows.append(
             f"| nmt-serve, concurrency {level['concurrency']} | {level['sentences_per_s']} "
-            f"| {level['p50_ms']} | {level['p99_ms']} | {level['model_calls']} |"
+            f"| {level['p50_ms']} | {level['p99_ms']} | {level['model_calls']} "
+            f"| {' / '.join(str(v) for v in level['cpu_ms_per_request'].values())} "
+            f"| {level['cpu_use']} |"
         )
     goals = report["goals"]
     rows.append("")
@@ -239,6 +284,10 @@ def table(report: dict) -> str:
         f"server C=max / batched CLI: {goals['throughput_ratio']} (goal >= 0.8); "
         f"p99 C=1 / single CLI p99: {goals['latency_ratio']} (goal <= 2); "
         f"peak RSS loaded / idle: {goals['rss_ratio']} (goal <= 1.3)"
+    )
+    rows.append(
+        "server at C / CLI in batches of C: "
+        + ", ".join(f"C={c}: {r}" for c, r in goals["server_over_batches_of_c"].items())
     )
     return "\n".join(rows)
 
@@ -255,9 +304,12 @@ def main(argv: list[str]) -> None:
     load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as work:
         cli = {"subprocess": cli_subprocess(args, lines, Path(work))}
-    cli["in_process"] = cli_in_process(args, lines)
+    per = int(args["per_request"])
+    sizes = [int(c) * per for c in args["concurrency"].split(",")]
+    cli["in_process"] = cli_in_process(args, lines, sizes)
     server = serve_load(args, lines)
     levels = server["levels"]
+    ceiling = cli["in_process"]["in_batches_of_sentences_per_s"]
     one = next((x for x in levels if x["concurrency"] == 1), levels[0])
     goals = {
         "throughput_ratio": round(
@@ -265,6 +317,12 @@ def main(argv: list[str]) -> None:
         ),
         "latency_ratio": round(one["p99_ms"] / cli["in_process"]["single_p99_ms"], 3),
         "rss_ratio": round(server["under_load"]["hwm_kb"] / server["idle"]["hwm_kb"], 3),
+        "server_over_batches_of_c": {
+            str(x["concurrency"]): round(
+                x["sentences_per_s"] / ceiling[str(x["concurrency"] * per)], 3
+            )
+            for x in levels
+        },
     }
     report = {
         "date": datetime.date.today().isoformat(),
@@ -272,14 +330,16 @@ def main(argv: list[str]) -> None:
         "input": str(Path(args["input"]).resolve()),
         "sentences": len(lines),
         "args": args,
-        "machine": platform.processor() or platform.machine(),
-        "cpus": len(os.sched_getaffinity(0)),
+        "cpu": cpu_info(),
         "load_average_at_start": load_at_start,
         "load_average_at_end": os.getloadavg(),
         "cli": cli,
         "server": server,
         "goals": goals,
     }
+    print(
+        f"cpu: {report['cpu']['model']}, {report['cpu']['cpus']} CPUs, flags {' '.join(report['cpu']['flags'])}"
+    )
     print(table(report))
     out = Path(args["json"] or HERE / "results" / f"{report['date']}-serve-load.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,9 @@ def test_a_recipe_composes_into_a_valid_config_in_its_direction(experiment):
     assert cfg.train.keep_last >= 5 and cfg.train.save_every == cfg.train.valid_every
 
 
-@pytest.mark.parametrize("recipe", ["multi30k_de_en", "multi30k_en_de"])
+@pytest.mark.parametrize(
+    "recipe", ["multi30k_de_en", "multi30k_en_de", "bible_en_es", "bible_es_en"]
+)
 def test_a_recipes_tuned_search_is_a_decode_group_for_nmt_translate(recipe):
     cfg = compose_config("translate", ["run=RUN", f"decode={recipe}"])
     validate(cfg)

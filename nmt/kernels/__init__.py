@@ -193,11 +193,15 @@ def select(
     """
     if name not in CHOICES:
         raise ConfigError(f"kernels={name!r} is not one of: {', '.join(CHOICES)}")
-    chosen, measured = _select(name, device, output, loss_chunk, training, recorded)
-    chosen.precision, chosen.device_type = resolve_precision(precision, device), device.type
-    if chosen.precision != "fp32":
-        chosen.gemm = "blas"  # oneDNN's fp32 products would undo autocast's
-        measured += f"; {chosen.precision} autocast"
+    precision = resolve_precision(precision, device)
+    # under autocast training multiplies in torch's own low precision: its fp32 products
+    # are neither used nor worth timing (oneDNN's would undo autocast's)
+    fp32 = precision == "fp32"
+    chosen, measured = _select(name, device, output, loss_chunk, training, recorded, fp32)
+    chosen.precision, chosen.device_type = precision, device.type
+    if precision != "fp32":
+        chosen.gemm = "blas"
+        measured += f"; training's products in {precision} autocast"
     return chosen, measured
 
 
@@ -208,8 +212,10 @@ def _select(
     loss_chunk: int,
     training: bool,
     recorded: dict | None,
+    fp32: bool,
 ) -> tuple[Kernels, str]:
-    """select's choice of paths, before the precision."""
+    """select's choice of paths, before the precision; fp32: whether training's products
+    are fp32 (else they are autocast's, and not timed)."""
     if name == "auto" and recorded is not None:
         return Kernels.from_dict({**recorded, "loss_chunk": loss_chunk}), "auto: as recorded"
     if name == "plain":
@@ -232,7 +238,7 @@ def _select(
         logits, times = probe.fastest_logits(hidden, vocab, threads)
         measured = f"output layer ms {times}"
         gemm = "blas"
-        if training:
+        if training and fp32:
             gemm, times = probe.fastest_gemm(hidden, threads)
             measured += f"; training products ms {times}"
     chosen = Kernels("by_direction", logits, gemm, loss_chunk)

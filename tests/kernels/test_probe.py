@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from nmt.kernels import Kernels, probe, select
+from nmt.kernels import precision as precision_module
 
 
 def test_the_probes_leave_the_random_stream_alone():
@@ -68,6 +69,22 @@ def test_training_products_are_measured_from_a_hidden_size_of_166(monkeypatch, h
     assert probe.fastest_gemm(hidden, 1)[0] == "blas"
     assert len(timed) == measured and all(names[0] == "blas" for names in timed)
     probe.fastest_gemm.cache_clear()
+
+
+@pytest.mark.parametrize("precision, timed", [("fp32", 1), ("bf16", 0)])
+def test_training_under_autocast_does_not_time_the_fp32_products(monkeypatch, precision, timed):
+    """bf16 training multiplies through autocast: timing fp32 products would cost start-up
+    time and log a choice that is not used."""
+    calls = []
+    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(probe, "fastest_logits", lambda *a: ("plain", {}))
+    monkeypatch.setattr(probe, "fastest_gemm", lambda *a: calls.append(a) or ("onednn", {}))
+    kernels, measured = select(
+        "auto", torch.device("cpu"), torch.nn.Linear(512, 40), training=True, precision=precision
+    )
+    assert len(calls) == timed
+    assert (kernels.precision, kernels.gemm) == (precision, "onednn" if timed else "blas")
+    assert ("training products ms" in measured) == bool(timed)
 
 
 def test_a_recorded_choice_is_kept_without_measuring(monkeypatch):
