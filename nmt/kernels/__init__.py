@@ -199,7 +199,7 @@ def select(
     fp32 = precision == "fp32"
     chosen, measured = _select(name, device, output, loss_chunk, training, recorded, fp32)
     chosen.precision, chosen.device_type = precision, device.type
-    if precision != "fp32":
+    if not fp32:
         chosen.gemm = "blas"
         measured += f"; training's products in {precision} autocast"
     return chosen, measured
