@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import itertools
 import lzma
 import os
 import sys
@@ -166,7 +167,7 @@ def read_parallel(
     spec: str, src_lang: str, tgt_lang: str, tsv_header: bool = False
 ) -> ParallelCorpus:
     """Read one split given as a path prefix, a `{lang}` pattern or a TSV (see `SPEC_FORMS`)."""
-    pairs = iter_parallel(spec, src_lang, tgt_lang, tsv_header, read_lines)
+    pairs = iter_parallel(spec, src_lang, tgt_lang, tsv_header, lambda path: [read_lines(path)])
     src, tgt = [], []
     for s, t in pairs:
         src.append(s)
@@ -200,25 +201,47 @@ def iter_parallel(
     src_lang: str,
     tgt_lang: str,
     tsv_header: bool,
-    lines: Callable[[str], Iterable[str]],
+    blocks: Callable[[str], Iterable[list[str]]],
 ) -> Iterator[tuple[str, str]]:
-    """The (source, target) pairs of one split, in order; `lines(path)` gives a file's lines
-    (`read_lines`, or stream.LineReader to hold one chunk at a time). Misaligned sides and
-    malformed TSV lines raise DataError naming the file and line."""
+    """The (source, target) pairs of one split, in order; `blocks(path)` gives a file's lines
+    in lists (`[read_lines(path)]`, or stream.file_blocks to hold one chunk at a time).
+    Misaligned sides and malformed TSV lines raise DataError naming the file and line."""
+    for src, tgt in iter_parallel_blocks(spec, src_lang, tgt_lang, tsv_header, blocks):
+        yield from zip(src, tgt, strict=True)
+
+
+def iter_parallel_blocks(
+    spec: str,
+    src_lang: str,
+    tgt_lang: str,
+    tsv_header: bool,
+    blocks: Callable[[str], Iterable[list[str]]],
+) -> Iterator[tuple[list[str], list[str]]]:
+    """iter_parallel's pairs as aligned lists (source lines, their target lines), as many as
+    a block of the source file holds: a loop over pairs costs a step a block, not a pair."""
     files = split_files(spec, src_lang, tgt_lang)
     if len(files) == 1:
-        yield from _tsv_pairs(lines(spec), spec, src_lang, tgt_lang, tsv_header)
+        pairs = _tsv_pairs(
+            itertools.chain.from_iterable(blocks(spec)), spec, src_lang, tgt_lang, tsv_header
+        )
+        while chunk := list(itertools.islice(pairs, 10_000)):
+            yield [s for s, _ in chunk], [t for _, t in chunk]
         return
     src_path, tgt_path = files
-    src, tgt = iter(lines(src_path)), iter(lines(tgt_path))
+    src, tgt = iter(blocks(src_path)), iter(blocks(tgt_path))
+    waiting: list[str] = []  # target lines read beyond the source's so far
     n = 0
-    for s in src:
-        t = next(tgt, None)
-        if t is None:
-            _misaligned(src_path, n + 1 + sum(1 for _ in src), tgt_path, n)
-        n += 1
-        yield s, t
-    rest = sum(1 for _ in tgt)
+    for block in src:
+        while len(waiting) < len(block):
+            more = next(tgt, None)
+            if more is None:
+                rest = len(block) + sum(len(b) for b in src)
+                _misaligned(src_path, n + rest, tgt_path, n + len(waiting))
+            waiting.extend(more)
+        yield block, waiting[: len(block)]
+        n += len(block)
+        del waiting[: len(block)]
+    rest = len(waiting) + sum(len(b) for b in tgt)
     if rest:
         _misaligned(src_path, n, tgt_path, n + rest)
 

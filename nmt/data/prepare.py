@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from nmt.data.corpus import (
     FilterReport,
-    iter_parallel,
+    iter_parallel_blocks,
     parallel_origin,
     read_parallel,
     split_files,
@@ -49,7 +50,7 @@ from nmt.data.prepared import (
     token_dtype,
     train_files,
 )
-from nmt.data.stream import file_lines, file_state
+from nmt.data.stream import file_blocks, file_state
 from nmt.data.tokenizer import Reservoir, Vocabularies, encode_chunk, start_encoder
 from nmt.errors import ConfigError, DataError
 from nmt.rundir import RunDir
@@ -86,15 +87,17 @@ def _scan(cfg, bar: bool, sample: bool = True) -> Scan:
     pairs = 0
     progress = tqdm(desc="reading", unit=" pairs", unit_scale=True, disable=not bar)
     with progress:
-        for s, t in iter_parallel(cfg.train, cfg.src, cfg.tgt, cfg.tsv_header, file_lines):
-            digest.update(f"{s}\t{t}\n".encode("utf-8", "surrogatepass"))
-            if sample:
-                src_sample.add(s)
-                tgt_sample.add(t)
-            pairs += 1
-            if not pairs % 10_000:
-                progress.update(10_000)
-        progress.update(pairs % 10_000)
+        for src, tgt in iter_parallel_blocks(*_spec(cfg), file_blocks):
+            digest.update(
+                "".join(map("{}\t{}\n".format, src, tgt)).encode("utf-8", "surrogatepass")
+            )
+            if sample and joint:  # in pair order, whatever the blocks' boundaries
+                src_sample.extend(itertools.chain.from_iterable(zip(src, tgt, strict=True)))
+            elif sample:
+                src_sample.extend(src)
+                tgt_sample.extend(tgt)
+            pairs += len(src)
+            progress.update(len(src))
     samples = (src_sample.lines, [] if joint else tgt_sample.lines)
     return Scan(pairs, digest.hexdigest(), samples)
 
@@ -102,14 +105,18 @@ def _scan(cfg, bar: bool, sample: bool = True) -> Scan:
 def _chunks(cfg) -> Iterator[tuple[list[str], list[str]]]:
     src: list[str] = []
     tgt: list[str] = []
-    for s, t in iter_parallel(cfg.train, cfg.src, cfg.tgt, cfg.tsv_header, file_lines):
-        src.append(s)
-        tgt.append(t)
-        if len(src) == CHUNK_PAIRS:
-            yield src, tgt
-            src, tgt = [], []
+    for src_block, tgt_block in iter_parallel_blocks(*_spec(cfg), file_blocks):
+        src.extend(src_block)
+        tgt.extend(tgt_block)
+        while len(src) >= CHUNK_PAIRS:
+            yield src[:CHUNK_PAIRS], tgt[:CHUNK_PAIRS]
+            del src[:CHUNK_PAIRS], tgt[:CHUNK_PAIRS]
     if src:
         yield src, tgt
+
+
+def _spec(cfg) -> tuple[str, str, str, bool]:
+    return cfg.train, cfg.src, cfg.tgt, cfg.tsv_header
 
 
 class _Arrays:

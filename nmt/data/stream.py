@@ -61,6 +61,15 @@ class LineReader:
             self._fill()
         return self._lines.popleft()
 
+    def blocks(self) -> Iterator[list[str]]:
+        """The lines still to come, a list for each chunk of input (never an empty one)."""
+        while self._lines or not self._eof:
+            if self._lines:
+                block, self._lines = self._lines, deque()
+                yield list(block)
+            else:
+                self._fill()
+
     def ready(self) -> bool:
         """Whether the next line (or the end) can be had without waiting for more input: a
         file never waits; a pipe or terminal has a line only once its writer sent one."""
@@ -99,10 +108,10 @@ class LineReader:
         self._lines.extend(line[:-1] if line.endswith("\r") else line for line in lines)
 
 
-def file_lines(path: str | Path) -> Iterator[str]:
-    """The lines of a file as LineReader gives them, the file closed at the end."""
+def file_blocks(path: str | Path) -> Iterator[list[str]]:
+    """A file's lines in lists (LineReader.blocks), the file closed at the end."""
     with LineReader(path) as reader:
-        yield from reader
+        yield from reader.blocks()
 
 
 def _special(path: str) -> bool:
@@ -119,7 +128,7 @@ def count_lines(path: str | Path) -> int | None:
     if _special(str(path)):
         return None
     with LineReader(path) as reader:
-        return sum(1 for _ in reader)
+        return sum(len(block) for block in reader.blocks())
 
 
 def file_state(path: str) -> dict:

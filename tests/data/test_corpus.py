@@ -13,10 +13,13 @@ import pytest
 from nmt.data.corpus import (
     FilterReport,
     filter_pairs,
+    iter_parallel,
+    iter_parallel_blocks,
     open_text,
     read_lines,
     read_parallel,
 )
+from nmt.data.stream import file_blocks
 from nmt.errors import DataError
 
 
@@ -110,6 +113,32 @@ def test_unequal_line_counts_name_both_files_and_counts(tmp_path):
     assert str(tmp_path / "c.de") in message and str(tmp_path / "c.en") in message
     assert "has 3 lines" in message and "has 2" in message
     assert "Nothing was trained" in message
+
+
+@pytest.mark.parametrize("extra", ["de", "en", None])
+def test_streamed_blocks_pair_the_lines_whatever_their_lengths(tmp_path, extra):
+    # the sides' 64 KB chunks end at other lines (one side's lines are 10x longer), and a
+    # surplus line on either side is found and counted as read_parallel counts it
+    n = 20_000
+    src = [f"kurz {i}" for i in range(n)] + (["mehr"] if extra == "de" else [])
+    tgt = [f"a much longer target sentence {i} " * 3 for i in range(n)]
+    tgt += ["more"] if extra == "en" else []
+    write(tmp_path / "c.de", ("\n".join(src) + "\n").encode())
+    write(tmp_path / "c.en", ("\n".join(tgt) + "\n").encode())
+    spec = str(tmp_path / "c.{lang}")
+    if extra:
+        with pytest.raises(DataError) as streamed:
+            list(iter_parallel(spec, "de", "en", False, file_blocks))
+        with pytest.raises(DataError) as in_memory:
+            read_parallel(spec, "de", "en")
+        assert str(streamed.value) == str(in_memory.value)
+        assert f"has {n:,}" in str(streamed.value) and f"has {n + 1:,}" in str(streamed.value)
+        return
+    blocks = list(iter_parallel_blocks(spec, "de", "en", False, file_blocks))
+    assert len(blocks) > 3 and all(len(s) == len(t) for s, t in blocks)
+    assert [p for s, t in blocks for p in zip(s, t, strict=True)] == list(
+        zip(src, tgt, strict=True)
+    )
 
 
 def test_tsv_without_header_is_source_then_target(tmp_path):

@@ -3,6 +3,7 @@ workers, reused when nothing changed, atomic when killed, and refused when damag
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -86,6 +87,43 @@ def test_the_sentencepiece_sample_is_drawn_across_the_whole_corpus():
     numbers = [int(line.split()[1]) for line in reservoir.lines]
     assert len(numbers) == 100 == len(set(numbers))
     assert sum(n >= 5000 for n in numbers) > 30  # not the first 100 lines
+
+
+def test_every_line_is_equally_likely_to_be_in_the_sample():
+    # algorithm L skips ahead between replacements: each tenth of the input must still hold
+    # a tenth of what is drawn, over many seeds (expected 3,000 a tenth, sd about 52)
+    tenths = [0] * 10
+    for seed in range(300):
+        reservoir = Reservoir(100, seed=seed)
+        for i in range(10_000):
+            reservoir.add(str(i))
+        assert len(reservoir.lines) == 100 == len(set(reservoir.lines))
+        for line in reservoir.lines:
+            tenths[int(line) // 1000] += 1
+    assert all(2800 < n < 3200 for n in tenths), tenths
+
+
+def test_a_sample_drawn_in_blocks_is_the_sample_drawn_line_by_line():
+    lines = [f"line {i}" if i % 7 else " " for i in range(5_000)]
+    one_by_one, in_blocks = Reservoir(300, seed=5), Reservoir(300, seed=5)
+    for line in lines:
+        one_by_one.add(line)
+    sizes = iter([1, 299, 2, 0, 1000, 17] * 100)
+    start = 0
+    while start < len(lines):
+        size = next(sizes)
+        in_blocks.extend(lines[start : start + size])
+        start += size
+    assert in_blocks.lines == one_by_one.lines and in_blocks.seen == one_by_one.seen
+
+
+def test_the_header_hashes_the_training_pairs_text(tmp_path):
+    cfg = _data_cfg(tmp_path, 25_000)  # more than one hashed batch of 10,000 pairs
+    corpus = prepare(cfg, tmp_path / "out", progress=False)
+    text = read_parallel(cfg.train, "xx", "yy")
+    pairs = "".join(f"{s}\t{t}\n" for s, t in zip(text.src, text.tgt, strict=True))
+    assert corpus.header["inputs"]["train"]["pairs"] == 25_000
+    assert corpus.header["inputs"]["train"]["sha256"] == hashlib.sha256(pairs.encode()).hexdigest()
 
 
 def test_a_second_run_reuses_the_directory_and_other_data_is_refused(tmp_path, caplog):
