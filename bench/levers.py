@@ -170,10 +170,10 @@ def main() -> None:
     print(f"\n{args['experiment']}, {args['updates']} updates each, val, beam {args['beam']}, α 1")
     print(f"{'variant':10} {'what':40} {'BLEU':>6} {'Δ':>6} {'chrF':>6} {'greedy':>7} {'s/upd':>6}")
     for r in rows:
-        greedy = r.get("best_valid_bleu_greedy", "")
+        greedy = f"{r['best_valid_bleu_greedy']:.2f}" if "best_valid_bleu_greedy" in r else ""
         print(
             f"{r['variant']:10} {r['what']:40} {r['bleu']:6.2f} {r['bleu'] - base:+6.2f} "
-            f"{r['chrf']:6.2f} {greedy!s:>7} {r.get('s_per_update', '')!s:>6}"
+            f"{r['chrf']:6.2f} {greedy:>7} {r.get('s_per_update', '')!s:>6}"
         )
     print(rows[0]["signature"])
     date = datetime.date.today().isoformat()
