@@ -2,7 +2,7 @@
 
     python bench/serve_load.py run=DIR input=FILE [limit=512] [concurrency=1,8,32]
         [requests=512] [per_request=1] [beam_size=1] [alpha=0.0] [threads=auto] [device=cpu]
-        [max_wait_ms=5] [max_batch=64] [json=bench/results/DATE-serve-load.json]
+        [max_wait_ms=5] [max_batch=64] [continuous=true] [json=bench/results/DATE-serve-load.json]
 
 A benchmark, not a test; run it on a quiet machine. It measures, on the first `limit`
 non-blank lines of `input`:
@@ -18,6 +18,10 @@ non-blank lines of `input`:
   time (an httpx.AsyncClient with C connections, a semaphore of C), after a warm-up:
   sentences/s, p50/p99 latency per request, model calls made (/health);
 - the server's peak RSS (VmHWM) idle after the warm-up and after all the load.
+
+continuous=true|false sets serve.continuous (greedy requests join the rows decoding between
+steps, or are batched whole); continuous=true,false runs a server of each, one after the
+other, in the same run (the goals are the first one's).
 
 Goals (issue 21): server at C=32 >= 0.8 x the batched CLI's sentences/s; p99 at C=1 <= 2 x
 a single CLI translation (its p99, model loaded); peak RSS under load <= 1.3 x idle. Also
@@ -61,6 +65,7 @@ DEFAULTS = {
     "device": "cpu",
     "max_wait_ms": "5",
     "max_batch": "64",
+    "continuous": "true",
     "json": "",
 }
 
@@ -139,7 +144,7 @@ def rss_kb(pid: int, field: str) -> int:
 class Server:
     """nmt-serve in a subprocess on a free loopback port; stopped by SIGTERM on exit."""
 
-    def __init__(self, args: dict) -> None:
+    def __init__(self, args: dict, continuous: str) -> None:
         self.command = [
             str(BIN / "nmt-serve"),
             f"run={args['run']}",
@@ -148,6 +153,7 @@ class Server:
             f"threads={args['threads']}",
             f"serve.max_wait_ms={args['max_wait_ms']}",
             f"serve.max_batch={args['max_batch']}",
+            f"serve.continuous={continuous}",
             f"serve.max_sentences={max(int(args['per_request']), 64)}",
             *decode_overrides(args),
         ]
@@ -234,12 +240,12 @@ async def load_level(url: str, bodies: list[dict], concurrency: int, pid: int) -
     }
 
 
-def serve_load(args: dict, lines: list[str]) -> dict:
+def serve_load(args: dict, lines: list[str], continuous: str) -> dict:
     per, n = int(args["per_request"]), int(args["requests"])
     bodies = [
         {"sentences": [lines[(i * per + j) % len(lines)] for j in range(per)]} for i in range(n)
     ]
-    with Server(args) as server:
+    with Server(args, continuous) as server:
         pid = server.proc.pid
         asyncio.run(load_level(server.url, bodies[:4], 1, pid))  # first requests: lazy set-up
         idle = {
@@ -254,7 +260,7 @@ def serve_load(args: dict, lines: list[str]) -> dict:
             "rss_kb": rss_kb(server.proc.pid, "VmRSS"),
             "hwm_kb": rss_kb(server.proc.pid, "VmHWM"),
         }
-    return {"idle": idle, "under_load": loaded, "levels": levels}
+    return {"continuous": continuous, "idle": idle, "under_load": loaded, "levels": levels}
 
 
 def table(report: dict) -> str:
@@ -271,9 +277,13 @@ def table(report: dict) -> str:
         f"| CLI code path, one sentence at a time | | {cli['in_process']['single_p50_ms']} "
         f"| {cli['in_process']['single_p99_ms']} | |",
     ]
-    for level in server["levels"]:
+    for level, continuous in [
+        (level, srv["continuous"])
+        for srv in [server, *report["other_servers"]]
+        for level in srv["levels"]
+    ]:
         rows.append(
-            f"| nmt-serve, concurrency {level['concurrency']} | {level['sentences_per_s']} "
+            f"| nmt-serve continuous={continuous}, concurrency {level['concurrency']} | {level['sentences_per_s']} "
             f"| {level['p50_ms']} | {level['p99_ms']} | {level['model_calls']} "
             f"| {' / '.join(str(v) for v in level['cpu_ms_per_request'].values())} "
             f"| {level['cpu_use']} |"
@@ -307,7 +317,7 @@ def main(argv: list[str]) -> None:
     per = int(args["per_request"])
     sizes = [int(c) * per for c in args["concurrency"].split(",")]
     cli["in_process"] = cli_in_process(args, lines, sizes)
-    server = serve_load(args, lines)
+    server, *others = [serve_load(args, lines, c) for c in args["continuous"].split(",")]
     levels = server["levels"]
     ceiling = cli["in_process"]["in_batches_of_sentences_per_s"]
     one = next((x for x in levels if x["concurrency"] == 1), levels[0])
@@ -335,6 +345,7 @@ def main(argv: list[str]) -> None:
         "load_average_at_end": os.getloadavg(),
         "cli": cli,
         "server": server,
+        "other_servers": others,
         "goals": goals,
     }
     print(

@@ -277,7 +277,9 @@ class ServeConfig:
     max_chars: int = 1000  # characters in one sentence
     max_beam: int = 16  # the largest decode beam_size a request may ask for
     max_wait_ms: float = 5.0  # how long a request waits for others to share its model call
-    max_batch: int = 64  # sentences in one model call at most
+    max_batch: int = 64  # sentences in one model call (decoding at once, greedy) at most
+    # greedy requests join the rows decoding between steps (false: batched whole, as beam's)
+    continuous: bool = True
     drain_timeout_s: float = 30.0  # SIGTERM: in-flight requests may finish within this
 
 

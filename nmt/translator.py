@@ -276,7 +276,7 @@ class Translator:
         out = [Translation("", 0.0, 0.0, [], [], []) for _ in lines]
         for i, ids, result in zip(todo, src_ids, results, strict=True):
             src_tokens = self.vocabs.src.pieces([*ids, EOS_ID])
-            hyps = self._hypotheses(result, src_tokens, attention)
+            hyps = self.hypotheses(result, src_tokens, attention)
             if hyps:  # search returns at least one hypothesis for every sentence
                 out[i] = dataclasses.replace(hyps[0], nbest=hyps if cfg.nbest > 1 else [])
         return out
@@ -292,7 +292,7 @@ class Translator:
             found = search(self.decoding_model(cfg), src_ids, cfg, self.device, bar.update)
         return todo, src_ids, found
 
-    def _hypotheses(
+    def hypotheses(
         self, result: SearchResult, src_tokens: list[str], attention: bool
     ) -> list[Translation]:
         """One sentence's SearchResult rows as Translations, best first."""

@@ -35,6 +35,21 @@ class EncoderOutput:
             *(t.index_select(0, index) for t in (self.values, self.keys, self.mask, self.final))
         )
 
+    @classmethod
+    def cat(cls, parts: list[EncoderOutput]) -> EncoderOutput:
+        """The rows of parts one after another, each source padded to the widest S (zero
+        values and keys, mask False: attention gives padding no weight)."""
+        width = max(p.mask.size(1) for p in parts)
+
+        def padded(name: str) -> Tensor:
+            tensors = [getattr(p, name) for p in parts]
+            pads = [(0, 0) * (t.dim() - 2) + (0, width - t.size(1)) for t in tensors]
+            return torch.cat([F.pad(t, pad) for t, pad in zip(tensors, pads, strict=True)])
+
+        return cls(
+            padded("values"), padded("keys"), padded("mask"), torch.cat([p.final for p in parts])
+        )
+
 
 @dataclass
 class DecoderState:
@@ -50,6 +65,16 @@ class DecoderState:
             hidden=self.hidden.index_select(1, index),
             cell=None if self.cell is None else self.cell.index_select(1, index),
             feed=None if self.feed is None else self.feed.index_select(0, index),
+        )
+
+    @classmethod
+    def cat(cls, parts: list[DecoderState]) -> DecoderState:
+        """The rows of parts one after another (states of the same decoder)."""
+        first = parts[0]
+        return cls(
+            hidden=torch.cat([p.hidden for p in parts], dim=1),
+            cell=None if first.cell is None else torch.cat([p.cell for p in parts], dim=1),
+            feed=None if first.feed is None else torch.cat([p.feed for p in parts]),
         )
 
 

@@ -34,6 +34,13 @@ class EnsembleEncoding:
         """Rows picked (or repeated) along the batch dimension, in every member."""
         return EnsembleEncoding(tuple(e.select(index) for e in self.members))
 
+    @classmethod
+    def cat(cls, parts: list[EnsembleEncoding]) -> EnsembleEncoding:
+        """The rows of parts one after another, in every member (EncoderOutput.cat)."""
+        return cls(
+            tuple(EncoderOutput.cat(list(m)) for m in zip(*(p.members for p in parts), strict=True))
+        )
+
 
 @dataclass
 class EnsembleState:
@@ -44,6 +51,13 @@ class EnsembleState:
     def select(self, index: Tensor) -> EnsembleState:
         """Rows picked (or repeated) along the batch dimension, in every member."""
         return EnsembleState(tuple(s.select(index) for s in self.members))
+
+    @classmethod
+    def cat(cls, parts: list[EnsembleState]) -> EnsembleState:
+        """The rows of parts one after another, in every member (DecoderState.cat)."""
+        return cls(
+            tuple(DecoderState.cat(list(m)) for m in zip(*(p.members for p in parts), strict=True))
+        )
 
 
 class Ensemble(nn.Module):

@@ -7,7 +7,8 @@
     GET  /info       model, languages, run config, decode defaults, limits, sha256 of files
     GET  /           the page (page.html): translate, see the attention, analyse an error
 
-/translate requests that arrive together share model calls (batching.py); /score and
+/translate requests that arrive together share model calls (batching.py; greedy ones join
+the rows decoding between steps: streams.py); /score and
 /analyze run on the same model thread, one at a time (torch is not re-entrant for us).
 """
 
@@ -39,6 +40,7 @@ from nmt.serve.schemas import (
     TranslateRequest,
     TranslateResponse,
 )
+from nmt.serve.streams import TranslationStream
 from nmt.translator import Translator
 
 ERRORS = {413: {"model": ErrorOut}, 422: {"model": ErrorOut}}
@@ -113,10 +115,24 @@ def create_app(
         done = translator.translate(sentences, attention=attention, decode=options)
         return [t.to_json() for t in done]
 
+    def translation_stream(key: tuple) -> TranslationStream | None:
+        """Greedy requests decode continuously (streams.py); beam requests in batches."""
+        settings, attention = key
+        options = DecodeConfig(**dict(settings))
+        if options.strategy != "greedy" or not serve.continuous:
+            return None
+        return TranslationStream(translator, options, attention)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nmt-model")
-        batcher = MicroBatcher(translate_batch, executor, serve.max_wait_ms / 1000, serve.max_batch)
+        batcher = MicroBatcher(
+            translate_batch,
+            executor,
+            serve.max_wait_ms / 1000,
+            serve.max_batch,
+            stream=translation_stream,
+        )
         batcher.start()
         app.state.batcher, app.state.executor = batcher, executor
         try:

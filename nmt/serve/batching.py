@@ -6,8 +6,13 @@ it, up to `max_batch` sentences. The batch then runs on the one model thread, of
 loop, so the server keeps answering (/health) while it translates. Requests whose options
 differ are never mixed: they wait for a batch of their own, oldest first.
 
-While a batch runs, new requests pile up; under load the next batch is full at once, which
-is how the server's throughput approaches the batched CLI's.
+While a batch runs, new requests pile up; under load the next batch is full at once. But a
+batch's rows leave as their sentences end, and its last, longest sentences cost almost a
+full batch's time a step. So where `stream(key)` gives a step-wise search for a key (greedy
+decoding: serve/streams.py), requests do not wait for the batch before them to end: their
+sentences join the rows at the next step, up to max_batch of them, and each request is
+answered when its last sentence ends. A stream stops taking new requests when an older
+one with other options waits (it then runs once the stream has emptied): no starvation.
 """
 
 from __future__ import annotations
@@ -17,9 +22,19 @@ import contextlib
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 R = TypeVar("R")
+
+
+class Stream(Protocol[R]):
+    """A step-wise search (called on the model thread): rows join and leave between steps."""
+
+    def __len__(self) -> int: ...  # sentences decoding
+
+    def advance(self, new: list[tuple[Hashable, str]]) -> list[tuple[Hashable, R]]:
+        """Admit new (tag, item) pairs, step once, return the (tag, result) of items ended."""
+        ...
 
 
 @dataclass
@@ -33,7 +48,7 @@ class _Request(Generic[R]):
 class BatchStats:
     """What the queue has done, for /health and the tests."""
 
-    batches: int = 0  # model calls made
+    batches: int = 0  # model calls made (a stream's: one, however many steps it ran)
     requests: int = 0  # requests answered
     items: int = 0  # sentences translated
     largest: int = 0  # most sentences in one model call
@@ -44,7 +59,9 @@ class MicroBatcher(Generic[R]):
 
     run is called on `executor` (one thread: the model is not re-entrant) with the items of
     every request in the batch, in arrival order, and must return one result per item.
-    `start()` and `stop()` are called on the event loop that serves the requests.
+    `stream(key)`, if given, is a Stream for the requests of key, or None to batch them
+    whole (called on the executor too). `start()` and `stop()` are called on the event loop
+    that serves the requests.
     """
 
     def __init__(
@@ -53,8 +70,10 @@ class MicroBatcher(Generic[R]):
         executor: Executor,
         max_wait_s: float = 0.005,
         max_batch: int = 64,
+        stream: Callable[[Hashable], Stream[R] | None] | None = None,
     ) -> None:
         self.run = run
+        self.stream = stream
         self.executor = executor
         self.max_wait_s = max_wait_s
         self.max_batch = max_batch
@@ -138,6 +157,12 @@ class MicroBatcher(Generic[R]):
         while True:
             batch = await self._next_batch()
             key = batch[0].key
+            stream = None
+            if self.stream is not None:
+                stream = await loop.run_in_executor(self.executor, self.stream, key)
+            if stream is not None:
+                await self._run_stream(stream, key, batch)
+                continue
             items = [item for request in batch for item in request.items]
             self.running = len(items)
             try:
@@ -145,19 +170,70 @@ class MicroBatcher(Generic[R]):
                 if len(results) != len(items):
                     raise RuntimeError(f"{len(results)} results for {len(items)} items")
             except Exception as err:  # the requests of this batch fail; the server goes on
-                for request in batch:
-                    if not request.done.done():
-                        request.done.set_exception(err)
+                _fail(batch, err)
                 continue
             finally:
                 self.running = 0
-            self.stats.batches += 1
-            self.stats.requests += len(batch)
-            self.stats.items += len(items)
-            self.stats.largest = max(self.stats.largest, len(items))
+            self._count(batch, len(items))
             start = 0
             for request in batch:
                 end = start + len(request.items)
                 if not request.done.done():
                     request.done.set_result(list(results[start:end]))
                 start = end
+
+    async def _run_stream(self, stream: Stream[R], key: Hashable, batch: list) -> None:
+        """Step stream until it is empty, admitting waiting requests of key between steps
+        while no older request with other options waits."""
+        loop = asyncio.get_running_loop()
+        open_: dict[int, tuple[_Request[R], list]] = {}  # request number → it, its results
+        taken, items, number = 0, 0, 0
+        try:
+            while batch or len(stream):
+                new = []
+                for request in batch:
+                    open_[number] = (request, [None] * len(request.items))
+                    new += [((number, i), item) for i, item in enumerate(request.items)]
+                    number += 1
+                taken, items = taken + len(batch), items + len(new)
+                self.running = len(stream) + len(new)
+                self.stats.largest = max(self.stats.largest, self.running)
+                ended = await loop.run_in_executor(self.executor, stream.advance, new)
+                for (n, i), result in ended:
+                    request, results = open_[n]
+                    results[i] = result
+                    if all(r is not None for r in results):
+                        del open_[n]
+                        if not request.done.done():
+                            request.done.set_result(results)
+                batch = []
+                if self._waiting and not self._older_other(key):
+                    batch = self._take(key, self.max_batch - len(stream))
+        except (Exception, asyncio.CancelledError) as err:  # they fail; the server goes on
+            _fail([request for request, _ in open_.values()] + batch, err)
+            if isinstance(err, asyncio.CancelledError):
+                raise
+            return
+        finally:
+            self.running = 0
+        self.stats.batches += 1
+        self.stats.requests += taken
+        self.stats.items += items
+
+    def _older_other(self, key: Hashable) -> bool:
+        """Whether the oldest request waiting has options other than key."""
+        live = (r for r in self._waiting if not r.done.cancelled())
+        oldest = next(live, None)
+        return oldest is not None and oldest.key != key
+
+    def _count(self, batch: list[_Request[R]], items: int) -> None:
+        self.stats.batches += 1
+        self.stats.requests += len(batch)
+        self.stats.items += items
+        self.stats.largest = max(self.stats.largest, items)
+
+
+def _fail(requests: list[_Request], err: Exception) -> None:
+    for request in requests:
+        if not request.done.done():
+            request.done.set_exception(err)

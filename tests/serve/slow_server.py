@@ -1,6 +1,7 @@
 """`python -m tests.serve.slow_server RUN DELAY_S`: nmt-serve's own runner (nmt/serve/server.py)
-over a Translator whose every model call takes DELAY_S longer: requests stay in flight long
-enough for the test to send SIGTERM while they are."""
+over a Translator that takes DELAY_S longer for every translation it makes (in a batched model
+call or in the greedy stream): requests stay in flight long enough for the test to send
+SIGTERM while they are."""
 
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ from nmt.translator import Translator
 def main() -> None:
     run, delay = sys.argv[1], float(sys.argv[2])
     translator = Translator.load(run, device="cpu")
-    slow, translate = copy.copy(translator), translator.translate
+    slow, hypotheses = copy.copy(translator), translator.hypotheses
 
     def slowly(*args, **kwargs):
         time.sleep(delay)
-        return translate(*args, **kwargs)
+        return hypotheses(*args, **kwargs)
 
-    slow.translate = slowly
+    slow.hypotheses = slowly
     sock = server.bind("127.0.0.1", 0)
     where = server.address(sock)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import httpx
 import pytest
@@ -199,3 +200,39 @@ def test_an_ensemble_serves_as_the_python_api_decodes_it(serve_run):
         got = post(base, "/translate", {"sentences": [src]}).json()["translations"][0]
     assert [m["sha256"] for m in info["ensemble"]] == [sha256(c) for _, c in ensemble.members]
     assert got["text"] == ensemble.translate([src], decode=BEAM)[0].text
+
+
+def test_greedy_requests_decoded_together_get_the_python_apis_answers(translator, serve_run):
+    greedy = DecodeConfig(strategy="greedy", beam_size=1, alpha=1.0, length_penalty="norm")
+    sentences = [src for src, _ in serve_run[1]] + [""]
+    bodies = [{"sentences": sentences[i : i + 3], "attention": True} for i in range(0, 13, 3)]
+    # three rows at most: a request joins the stream as rows of the ones before it end
+    app = create_app(translator, ServeConfig(max_wait_ms=0, max_batch=3), greedy)
+    with serving(app) as url:
+        hold = threading.Event()
+        app.state.executor.submit(hold.wait, 30)  # the model thread is busy: requests queue
+
+        async def run() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                sent = [asyncio.ensure_future(client.post("/translate", json=b)) for b in bodies]
+                while (await client.get("/health")).json()["queued"] < len(sentences) - 3:
+                    await asyncio.sleep(0.01)  # all but the first request's: it opened
+                hold.set()
+                return await asyncio.gather(*sent)
+
+        answers = asyncio.run(asyncio.wait_for(run(), 60))
+        health = httpx.get(url + "/health").json()
+    # one stream, never emptied until the last request: each joined it between steps
+    assert health["batches"] == 1 and health["largest_batch"] == 3
+    for body, answer in zip(bodies, answers, strict=True):
+        assert answer.status_code == 200, answer.text
+        want = translator.translate(body["sentences"], decode=greedy, attention=True)
+        for out, expected in zip(answer.json()["translations"], want, strict=True):
+            assert out["text"] == expected.text and out["ids"] == expected.ids
+            assert out["src_tokens"] == expected.src_tokens
+            assert out["score"] == pytest.approx(expected.score, abs=1e-5)
+            assert out["logprob"] == pytest.approx(expected.logprob, abs=1e-5)
+            got_w = [w for row in out["attention"] or [] for w in row]
+            assert got_w == pytest.approx(
+                [w for r in expected.attention or [] for w in r], abs=1e-5
+            )

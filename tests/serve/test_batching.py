@@ -125,3 +125,87 @@ def test_a_cancelled_request_is_not_sent_to_the_model():
 
     assert asyncio.run(_with_batcher(model, go)) == [["k:0"], ["k:KEPT"]]
     assert model.calls == [("k", ["0"]), ("k", ["kept"])]
+
+
+class Rows:
+    """A stand-in step-wise search: an item of n letters ends after n steps, upper-cased.
+    Records, per step, the items it admitted and the rows it held; "boom" fails its step.
+    Its first step waits until released, like Model's first call."""
+
+    def __init__(self, key, model: Model, log: list) -> None:
+        self.key, self.model, self.log = key, model, log
+        self.rows: dict = {}  # tag → [item, steps left]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def advance(self, new):
+        self.model.release.wait(10)
+        self.log.append(("step", self.key, [item for _, item in new], len(self.rows)))
+        if any(item == "boom" for _, item in new):
+            raise ValueError("boom")
+        self.rows.update({tag: [item, len(item)] for tag, item in new})
+        ended = []
+        for tag, row in list(self.rows.items()):
+            row[1] -= 1
+            if row[1] == 0:
+                ended.append((tag, f"{self.key}:{row[0].upper()}"))
+                del self.rows[tag]
+        return ended
+
+
+def streamed(model: Model, log: list, keys=("g",)):
+    """A stream factory: Rows for the keys given, None (batched whole) for the others."""
+
+    def stream(key):
+        return Rows(key, model, log) if key in keys else None
+
+    return stream
+
+
+def test_a_request_arriving_while_the_stream_decodes_joins_it_at_the_next_step():
+    model, log = Model(), []
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit("g", ["aaaa", "a"]))
+        await asyncio.sleep(0.05)  # the first step runs (held)
+        second = asyncio.ensure_future(b.submit("g", ["bb"]))
+        await _queued(b, 1)
+        model.release.set()
+        return await asyncio.gather(first, second)
+
+    answers = asyncio.run(_with_batcher(model, go, stream=streamed(model, log)))
+    assert answers == [["g:AAAA", "g:A"], ["g:BB"]]  # each request's own, in its order
+    # step 2 admits "bb" beside "aaaa" (still decoding); nothing waited for the stream to empty
+    assert log[:2] == [("step", "g", ["aaaa", "a"], 0), ("step", "g", ["bb"], 1)]
+    assert len(log) == 4 and model.calls == []  # one stream, no whole-batch call
+
+
+def test_an_older_request_with_other_options_closes_the_stream_to_newcomers():
+    model, log = Model(), []
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit("g", ["aaa"]))
+        await asyncio.sleep(0.05)
+        beam = asyncio.ensure_future(b.submit("beam", ["x"]))  # older than the next greedy
+        late = asyncio.ensure_future(b.submit("g", ["c"]))
+        await _queued(b, 2)
+        model.release.set()
+        return await asyncio.gather(first, beam, late)
+
+    answers = asyncio.run(_with_batcher(model, go, stream=streamed(model, log)))
+    assert answers == [["g:AAA"], ["beam:X"], ["g:C"]]
+    # "c" did not join the first stream: the beam request ran once it emptied, then "c"
+    assert [entry[2] for entry in log] == [["aaa"], [], [], ["c"]]
+    assert model.calls == [("beam", ["x"])]
+
+
+def test_a_failing_step_fails_the_streams_requests_and_the_next_stream_runs():
+    model, log = Model(hold_first=False), []
+
+    async def go(b):
+        with pytest.raises(ValueError, match="boom"):
+            await b.submit("g", ["boom"])
+        return await b.submit("g", ["ok"])
+
+    assert asyncio.run(_with_batcher(model, go, stream=streamed(model, log))) == ["g:OK"]
