@@ -75,7 +75,8 @@ def train_command(args: dict, run: Path, overrides: list[str]) -> list[str]:
 def finished(run: Path, updates: int) -> bool:
     if not (run / "checkpoints" / "last.pt").is_file() or (run / ".lock").exists():
         return False
-    return training_record(run)["updates"] >= updates
+    record = training_record(run)  # a run stopped before its last update is not finished
+    return record["updates"] >= updates and record["best_valid_bleu_greedy"] is not None
 
 
 def train_all(args: dict, chosen: list, work: Path) -> dict[str, list[str]]:

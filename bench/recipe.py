@@ -91,7 +91,9 @@ def training_record(run: Path) -> dict:
         "updates": int(rows[-1]["update"]),
         "epochs": int(rows[-1]["epoch"]),
         "minutes": round(float(rows[-1]["elapsed_s"]) / 60, 1),
-        "best_valid_bleu_greedy": max(float(r["bleu"]) for r in valid if r.get("bleu")),
+        "best_valid_bleu_greedy": max(
+            (float(r["bleu"]) for r in valid if r.get("bleu")), default=None
+        ),
         "tokens_per_s": round(
             sum(float(r["tokens_per_s"]) for r in train_rows) / max(len(train_rows), 1)
         ),

@@ -2,7 +2,7 @@
 
     python bench/serve_load.py run=DIR input=FILE [limit=512] [concurrency=1,8,32]
         [requests=512] [per_request=1] [beam_size=1] [alpha=0.0] [threads=auto] [device=cpu]
-        [max_wait_ms=5] [max_batch=64] [continuous=true] [json=bench/results/DATE-serve-load.json]
+        [max_wait_ms=5] [max_batch=64] [continuous=true] [spin=] [json=bench/results/DATE-serve-load.json]
 
 A benchmark, not a test; run it on a quiet machine. It measures, on the first `limit`
 non-blank lines of `input`:
@@ -21,7 +21,8 @@ non-blank lines of `input`:
 
 continuous=true|false sets serve.continuous (greedy requests join the rows decoding between
 steps, or are batched whole); continuous=true,false runs a server of each, one after the
-other, in the same run (the goals are the first one's).
+other, in the same run (the goals are the first one's). spin=N[,M] runs each server also with
+GOMP_SPINCOUNT=N (how long OpenMP's idle workers spin; empty: as nmt-serve sets it).
 
 Goals (issue 21): server at C=32 >= 0.8 x the batched CLI's sentences/s; p99 at C=1 <= 2 x
 a single CLI translation (its p99, model loaded); peak RSS under load <= 1.3 x idle. Also
@@ -35,6 +36,7 @@ machine with the server: at high concurrency it takes some of the CPU the server
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -66,6 +68,7 @@ DEFAULTS = {
     "max_wait_ms": "5",
     "max_batch": "64",
     "continuous": "true",
+    "spin": "",
     "json": "",
 }
 
@@ -144,7 +147,8 @@ def rss_kb(pid: int, field: str) -> int:
 class Server:
     """nmt-serve in a subprocess on a free loopback port; stopped by SIGTERM on exit."""
 
-    def __init__(self, args: dict, continuous: str) -> None:
+    def __init__(self, args: dict, continuous: str, spin: str) -> None:
+        self.env = {**os.environ, **({"GOMP_SPINCOUNT": spin} if spin else {})}
         self.command = [
             str(BIN / "nmt-serve"),
             f"run={args['run']}",
@@ -159,7 +163,7 @@ class Server:
         ]
 
     def __enter__(self) -> Server:
-        self.proc = subprocess.Popen(self.command, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(self.command, stderr=subprocess.PIPE, text=True, env=self.env)
         found, seen, deadline = None, [], time.monotonic() + 300
         while found is None:
             line = self.proc.stderr.readline()
@@ -190,9 +194,13 @@ def cpu_s(pid: int, tid: int | None = None) -> float:
 
 def server_cpu(pid: int) -> dict[str, float]:
     """The server's CPU seconds: its main thread (the event loop: HTTP, JSON, validation)
-    and the rest (the model thread and torch's threads)."""
+    and the rest (the model thread and torch's threads), and each thread's by thread id."""
     total, loop = cpu_s(pid), cpu_s(pid, pid)
-    return {"loop": loop, "model": total - loop}
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            threads[int(task.name)] = cpu_s(pid, int(task.name))
+    return {"loop": loop, "model": total - loop, "threads": threads}
 
 
 async def load_level(url: str, bodies: list[dict], concurrency: int, pid: int) -> dict:
@@ -218,7 +226,18 @@ async def load_level(url: str, bodies: list[dict], concurrency: int, pid: int) -
         await asyncio.gather(*(one(b) for b in bodies))
         seconds = time.perf_counter() - start
         client_cpu = time.process_time() - client_before
-        cpu = {k: v - cpu_before[k] for k, v in server_cpu(pid).items()}
+        after = server_cpu(pid)
+        cpu = {k: after[k] - cpu_before[k] for k in ("loop", "model")}
+        # the busiest threads other than the loop: the model thread, then torch's workers
+        # (one model thread and no busy worker: decoding ran on 1 thread)
+        busiest = sorted(
+            (
+                after["threads"][t] - cpu_before["threads"].get(t, 0.0)
+                for t in after["threads"]
+                if t != pid
+            ),
+            reverse=True,
+        )[:3]
         health = (await client.get("/health")).json()
     sentences = sum(len(b["sentences"]) for b in bodies)
     return {
@@ -235,17 +254,18 @@ async def load_level(url: str, bodies: list[dict], concurrency: int, pid: int) -
             "client": round(1000 * client_cpu / len(bodies), 2),
             "server_loop": round(1000 * cpu["loop"] / len(bodies), 2),
             "server_model": round(1000 * cpu["model"] / len(bodies), 2),
+            "busiest_model_threads": [round(1000 * t / len(bodies), 2) for t in busiest],
         },
         "cpu_use": round((client_cpu + cpu["loop"] + cpu["model"]) / seconds, 2),  # cores busy
     }
 
 
-def serve_load(args: dict, lines: list[str], continuous: str) -> dict:
+def serve_load(args: dict, lines: list[str], continuous: str, spin: str) -> dict:
     per, n = int(args["per_request"]), int(args["requests"])
     bodies = [
         {"sentences": [lines[(i * per + j) % len(lines)] for j in range(per)]} for i in range(n)
     ]
-    with Server(args, continuous) as server:
+    with Server(args, continuous, spin) as server:
         pid = server.proc.pid
         asyncio.run(load_level(server.url, bodies[:4], 1, pid))  # first requests: lazy set-up
         idle = {
@@ -260,13 +280,21 @@ def serve_load(args: dict, lines: list[str], continuous: str) -> dict:
             "rss_kb": rss_kb(server.proc.pid, "VmRSS"),
             "hwm_kb": rss_kb(server.proc.pid, "VmHWM"),
         }
-    return {"continuous": continuous, "idle": idle, "under_load": loaded, "levels": levels}
+    label = f"continuous={continuous}" + (f" GOMP_SPINCOUNT={spin}" if spin else "")
+    return {
+        "continuous": continuous,
+        "spin": spin,
+        "label": label,
+        "idle": idle,
+        "under_load": loaded,
+        "levels": levels,
+    }
 
 
 def table(report: dict) -> str:
     cli, server = report["cli"], report["server"]
     rows = [
-        "| client | sentences/s | p50 ms | p99 ms | model calls | CPU ms a request: client / loop / model | cores busy |",
+        "| client | sentences/s | p50 ms | p99 ms | model calls | CPU ms a request: client / loop / model (its busiest threads) | cores busy |",
         "|---|---:|---:|---:|---:|---|---:|",
         f"| nmt-translate (subprocess, load included) | {cli['subprocess']['sentences_per_s']} | | | |",
         f"| CLI code path, batched, model loaded | {cli['in_process']['batched_sentences_per_s']} | | | |",
@@ -277,15 +305,16 @@ def table(report: dict) -> str:
         f"| CLI code path, one sentence at a time | | {cli['in_process']['single_p50_ms']} "
         f"| {cli['in_process']['single_p99_ms']} | |",
     ]
-    for level, continuous in [
-        (level, srv["continuous"])
+    for level, label, cpu in [
+        (level, srv["label"], level["cpu_ms_per_request"])
         for srv in [server, *report["other_servers"]]
         for level in srv["levels"]
     ]:
         rows.append(
-            f"| nmt-serve continuous={continuous}, concurrency {level['concurrency']} | {level['sentences_per_s']} "
+            f"| nmt-serve {label}, concurrency {level['concurrency']} | {level['sentences_per_s']} "
             f"| {level['p50_ms']} | {level['p99_ms']} | {level['model_calls']} "
-            f"| {' / '.join(str(v) for v in level['cpu_ms_per_request'].values())} "
+            f"| {' / '.join(str(cpu[k]) for k in ('client', 'server_loop', 'server_model'))} "
+            f"({' + '.join(str(t) for t in cpu['busiest_model_threads'])}) "
             f"| {level['cpu_use']} |"
         )
     goals = report["goals"]
@@ -317,7 +346,11 @@ def main(argv: list[str]) -> None:
     per = int(args["per_request"])
     sizes = [int(c) * per for c in args["concurrency"].split(",")]
     cli["in_process"] = cli_in_process(args, lines, sizes)
-    server, *others = [serve_load(args, lines, c) for c in args["continuous"].split(",")]
+    server, *others = [
+        serve_load(args, lines, c, spin)
+        for c in args["continuous"].split(",")
+        for spin in args["spin"].split(",")
+    ]
     levels = server["levels"]
     ceiling = cli["in_process"]["in_batches_of_sentences_per_s"]
     one = next((x for x in levels if x["concurrency"] == 1), levels[0])

@@ -43,7 +43,7 @@ class RunModel:
         model = Seq2Seq.build(config.model, config.attention, src, tgt)
         # names what differs
         load_model_state(model, load_checkpoint(self.checkpoint)["model"], self.checkpoint)
-        chosen = select(kernels, dev, model.decoder.output)[0]
+        chosen = select(kernels, dev, model.decoder.output, encoder=model.encoder.rnn)[0]
         chosen.tuner = tuner if dev.type == "cpu" else None
         self.model = model.use(chosen).to(dev)
         return self.model

@@ -18,6 +18,8 @@ runs on; each computes the same up to float rounding (tests/kernels/ holds them 
 plain path, gradients included):
 
 - rnn "by_direction" (CPU): each direction of each layer unpacked (`nmt.kernels.cpu`);
+  where no gradient flows (decoding, validation) the packed batch instead when the probe
+  measured it faster here (`rnn_decode`): by_direction's reason is training's backward;
 - logits "blocked" or "onednn" (CPU, no autograd): the output layer a block of vocabulary
   columns at a time, or through oneDNN on a packed weight (`nmt.kernels.onednn`);
 - gemm "onednn" (CPU training, one process): every product of a batch through oneDNN;
@@ -37,13 +39,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt import PAD_ID
 from nmt.config_checks import ALLOWED
 from nmt.errors import ConfigError
 from nmt.kernels import probe
-from nmt.kernels.cpu import blocked_linear, rnn_by_direction, rnn_from_state
+from nmt.kernels.cpu import blocked_linear, packed_rnn, rnn_by_direction, rnn_from_state
 from nmt.kernels.loss import linear_cross_entropy
 from nmt.kernels.onednn import (
     OneDNNMatmul,
@@ -66,6 +67,7 @@ class Kernels:
     logits_path: str = "plain"  # without autograd on the CPU: plain | blocked | onednn
     gemm: str = "blas"  # training's products on the CPU: blas (torch's own) | onednn
     loss_chunk: int = 0  # > 0: output layer fused with the loss, this many rows a chunk
+    rnn_decode: str = ""  # the RNN where no gradient flows: "" (rnn_path's) | packed
     precision: str = "fp32"  # training's products: fp32 | bf16 | fp16 (autocast)
     device_type: str = "cpu"  # where the model runs: what training()'s autocast covers
     _packed: PackedLinear = field(default_factory=PackedLinear, repr=False, compare=False)
@@ -81,14 +83,10 @@ class Kernels:
         (B, D·H): the last layer's final hidden state of each direction, concatenated.
         """
         if self.rnn_path == "by_direction" and x.device.type == "cpu":
-            return rnn_by_direction(rnn, x, lengths, autocast_dtype("cpu"))
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, hidden = rnn(packed)
-        states, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
-        if isinstance(hidden, tuple):  # LSTM: (h, c)
-            hidden = hidden[0]
-        directions = 2 if rnn.bidirectional else 1  # hidden: (layers·D, B, H)
-        return states, torch.cat(list(hidden[-directions:]), dim=-1)
+            grad = any(_needs_grad(x, w) for w in rnn._flat_weights)
+            if grad or self.rnn_decode != "packed":
+                return rnn_by_direction(rnn, x, lengths, autocast_dtype("cpu"))
+        return packed_rnn(rnn, x, lengths)
 
     def recur(self, rnn: nn.RNNBase, x: Tensor, hx: Tensor | tuple[Tensor, Tensor]):
         """rnn(x, hx) for a batch-first x (B, T, I) from state hx ((L, B, H), or (h, c) for
@@ -159,11 +157,14 @@ class Kernels:
 
     def as_dict(self) -> dict:
         """The choices, as a checkpoint records them (`from_dict` reads them back)."""
-        return {k: getattr(self, k) for k in ("rnn_path", "logits_path", "gemm", "loss_chunk")}
+        names = ("rnn_path", "rnn_decode", "logits_path", "gemm", "loss_chunk")
+        return {k: getattr(self, k) for k in names}
 
     @classmethod
     def from_dict(cls, choices: dict) -> Kernels:
-        return cls(**{k: choices[k] for k in ("rnn_path", "logits_path", "gemm", "loss_chunk")})
+        kept = cls(**{k: choices[k] for k in ("rnn_path", "logits_path", "gemm", "loss_chunk")})
+        kept.rnn_decode = choices.get("rnn_decode", "")  # recorded before it was measured: ""
+        return kept
 
     def describe(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.as_dict().items())
@@ -181,6 +182,7 @@ def select(
     training: bool = False,
     recorded: dict | None = None,
     precision: str = "fp32",
+    encoder: nn.RNNBase | None = None,
 ) -> tuple[Kernels, str]:
     """The kernels `name` (a CHOICES value, config key `kernels`) means on this device, and a
     line saying what was measured. output: the model's output layer, whose sizes the probes
@@ -190,6 +192,7 @@ def select(
     kept for auto: measuring again could pick another way, rounding differently.
     precision: training's, `train.precision` (fp32 | bf16 | fp16; nmt.kernels.precision),
     fp32 where the device lacks it; bf16 and fp16 multiply through torch's own autocast.
+    encoder: the model's encoder RNN, whose shape auto times without autograd (rnn_decode).
     """
     if name not in CHOICES:
         raise ConfigError(f"kernels={name!r} is not one of: {', '.join(CHOICES)}")
@@ -198,6 +201,13 @@ def select(
     # are neither used nor worth timing (oneDNN's would undo autocast's)
     fp32 = precision == "fp32"
     chosen, measured = _select(name, device, output, loss_chunk, training, recorded, fp32)
+    if name == "auto" and recorded is None and encoder is not None and device.type == "cpu":
+        path, times = probe.fastest_encoder(
+            *(encoder.mode, encoder.input_size, encoder.hidden_size, encoder.num_layers),
+            *(encoder.bidirectional, torch.get_num_threads()),
+        )
+        chosen.rnn_decode = "packed" if path == "packed" else ""
+        measured += f"; encoder without autograd ms {times}" if times else ""
     chosen.precision, chosen.device_type = precision, device.type
     if not fp32:
         chosen.gemm = "blas"

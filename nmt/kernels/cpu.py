@@ -1,11 +1,13 @@
 """Two CPU fast paths that need no other library: the encoder RNN run one direction at a
-time, and the output layer computed a block of vocabulary columns at a time."""
+time, and the output layer computed a block of vocabulary columns at a time; and the plain
+path of the encoder RNN they are measured against."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 # Output-layer columns computed at a time by `blocked_linear`
 VOCAB_BLOCK = 1024
@@ -14,6 +16,18 @@ VOCAB_BLOCK = 1024
 # dropout, train, bidirectional, batch_first) → (output, h_n[, c_n]).
 _KERNELS = {"RNN_TANH": torch._VF.rnn_tanh, "GRU": torch._VF.gru, "LSTM": torch._VF.lstm}
 _WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def packed_rnn(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """The plain path of `Kernels.rnn`: torch's module over a packed batch. x: (B, S, I),
+    lengths: (B,) ≥ 1 → states (B, S, D·H) zero at padding, final (B, D·H)."""
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, hidden = rnn(packed)
+    states, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+    if isinstance(hidden, tuple):  # LSTM: (h, c)
+        hidden = hidden[0]
+    directions = 2 if rnn.bidirectional else 1  # hidden: (layers·D, B, H)
+    return states, torch.cat(list(hidden[-directions:]), dim=-1)
 
 
 def rnn_by_direction(

@@ -130,7 +130,9 @@ class Seq2Seq(nn.Module):
         """A copy for decoding with every parameter in dtype (bf16, fp16), computed by the
         plain products (on this model's thread tuner); this model is unchanged."""
         cast = copy.deepcopy(self).to(dtype)
-        return cast.use(Kernels(rnn_path=self.kernels.rnn_path, tuner=self.kernels.tuner))
+        kernels = Kernels(rnn_path=self.kernels.rnn_path, rnn_decode=self.kernels.rnn_decode)
+        kernels.tuner = self.kernels.tuner
+        return cast.use(kernels)
 
     def use(self, kernels: Kernels) -> Seq2Seq:
         """Compute the heavy operations the way `kernels` says (nmt.kernels.select); the

@@ -11,8 +11,10 @@ batch's rows leave as their sentences end, and its last, longest sentences cost 
 full batch's time a step. So where `stream(key)` gives a step-wise search for a key (greedy
 decoding: serve/streams.py), requests do not wait for the batch before them to end: their
 sentences join the rows at the next step, up to max_batch of them, and each request is
-answered when its last sentence ends. A stream stops taking new requests when an older
-one with other options waits (it then runs once the stream has emptied): no starvation.
+answered when its last sentence ends. Sentences join a busy stream in groups (a quarter of
+its rows, or whatever has waited HOLD_STEPS steps): encoding costs nearly as much for one
+sentence as for eight. A stream stops taking new requests when an older one with other
+options waits (it then runs once the stream has emptied): no starvation.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ class MicroBatcher(Generic[R]):
     whole (called on the executor too). `start()` and `stop()` are called on the event loop
     that serves the requests.
     """
+
+    ADMIT_FRACTION = 0.25  # a stream admits sentences in groups of this share of its rows
+    HOLD_STEPS = 4  # or once they have waited this many steps (see _admit)
 
     def __init__(
         self,
@@ -187,7 +192,7 @@ class MicroBatcher(Generic[R]):
         while no older request with other options waits."""
         loop = asyncio.get_running_loop()
         open_: dict[int, tuple[_Request[R], list]] = {}  # request number → it, its results
-        taken, items, number = 0, 0, 0
+        taken, items, number, held = 0, 0, 0, 0  # held: steps requests have waited
         try:
             while batch or len(stream):
                 new = []
@@ -206,9 +211,9 @@ class MicroBatcher(Generic[R]):
                         del open_[n]
                         if not request.done.done():
                             request.done.set_result(results)
-                batch = []
-                if self._waiting and not self._older_other(key):
-                    batch = self._take(key, self.max_batch - len(stream))
+                batch, held = [], held + 1 if self._waiting else 0
+                if self._waiting and not self._older_other(key) and self._admit(key, stream, held):
+                    batch, held = self._take(key, self.max_batch - len(stream)), 0
         except (Exception, asyncio.CancelledError) as err:  # they fail; the server goes on
             _fail([request for request, _ in open_.values()] + batch, err)
             if isinstance(err, asyncio.CancelledError):
@@ -219,6 +224,18 @@ class MicroBatcher(Generic[R]):
         self.stats.batches += 1
         self.stats.requests += taken
         self.stats.items += items
+
+    def _admit(self, key: Hashable, stream: Stream[R], held: int) -> bool:
+        """Whether the requests of key waiting join the stream at this step, or wait for more.
+
+        Encoding a group costs a few milliseconds however small it is (the encoder reads all
+        its weights at every source position), so sentences join in groups: when they are at
+        least ADMIT_FRACTION of the rows decoding, fill the rows, or have waited HOLD_STEPS
+        steps (the latency bound); an empty stream takes whatever waits."""
+        live = (r for r in self._waiting if r.key == key and not r.done.cancelled())
+        waiting = sum(len(r.items) for r in live)
+        room = self.max_batch - len(stream)
+        return waiting >= min(room, self.ADMIT_FRACTION * len(stream)) or held >= self.HOLD_STEPS
 
     def _older_other(self, key: Hashable) -> bool:
         """Whether the oldest request waiting has options other than key."""

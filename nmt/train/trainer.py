@@ -100,6 +100,7 @@ class Trainer:
             training=not self.dist.active,  # DDP's all-reduce would pass through oneDNN's mode
             recorded=(resume_state or {}).get("kernels"),
             precision=loop.precision,
+            encoder=self.model.encoder.rnn,
         )
         log.info("kernels: %s (%s)", kernels.describe(), measured)
         self.model.use(kernels)

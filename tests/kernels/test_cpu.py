@@ -37,9 +37,7 @@ def test_by_direction_equals_packed(cell, bidirectional, layers):
 def test_forward_uses_the_unpacked_path_on_cpu(monkeypatch):
     enc = RNNEncoder(50, 8, 6, 1, True, "gru", dropout=0.0)
     enc.kernels = Kernels(rnn_path="by_direction")
-    monkeypatch.setattr(
-        "nmt.kernels.pack_padded_sequence", lambda *a, **k: pytest.fail("packed path on CPU")
-    )
+    monkeypatch.setattr("nmt.kernels.packed_rnn", lambda *a, **k: pytest.fail("packed path on CPU"))
     states, final = enc(torch.tensor([[5, 6, 2], [7, 2, PAD_ID]]), torch.tensor([3, 2]))
     assert states.shape == (2, 3, 12) and final.shape == (2, 12)
 
@@ -63,3 +61,25 @@ def test_decoding_logits_in_vocabulary_blocks_equal_the_output_layer(monkeypatch
     assert trained.grad_fn is not None
     trained.sum().backward()
     assert decoder.output.weight.grad is not None
+
+
+def test_rnn_decode_packed_runs_packed_only_where_no_gradient_flows(monkeypatch):
+    import nmt.kernels as kernels_module
+
+    used = []
+    for name in ("packed_rnn", "rnn_by_direction"):
+        real = getattr(kernels_module, name)
+        monkeypatch.setattr(
+            kernels_module,
+            name,
+            lambda *a, _real=real, _name=name, **k: used.append(_name) or _real(*a, **k),
+        )
+    rnn = torch.nn.GRU(4, 6, batch_first=True, bidirectional=True)
+    x, lengths = torch.randn(3, 5, 4), torch.tensor([5, 2, 3])
+    kernels = Kernels(rnn_path="by_direction", rnn_decode="packed")
+    with torch.no_grad():
+        decoded = kernels.rnn(rnn, x, lengths)
+    trained = kernels.rnn(rnn, x, lengths)  # the weights need a gradient
+    assert used == ["packed_rnn", "rnn_by_direction"]
+    for a, b in zip(decoded, trained, strict=True):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)

@@ -94,3 +94,31 @@ def test_a_recorded_choice_is_kept_without_measuring(monkeypatch):
         "auto", torch.device("cpu"), torch.nn.Linear(16, 40), 512, recorded=recorded
     )
     assert kernels == Kernels("by_direction", "blocked", "onednn", 512)  # the chunk as now set
+
+
+def test_the_encoder_probe_times_both_paths_and_leaves_the_random_stream_alone(monkeypatch):
+    monkeypatch.setattr(probe, "MIN_MEASURED", 0)  # a tiny RNN, measured all the same
+    torch.manual_seed(3)
+    want = torch.rand(4)
+    torch.manual_seed(3)
+    path, times = probe.fastest_encoder.__wrapped__("GRU", 8, 16, 1, True, 1)
+    torch.testing.assert_close(torch.rand(4), want, rtol=0, atol=0)
+    assert path in ("by_direction", "packed") and set(times) == {"by_direction", "packed"}
+
+
+@pytest.mark.parametrize("faster", ["by_direction", "packed"])
+def test_auto_runs_the_encoder_without_autograd_the_way_measured_faster(monkeypatch, faster):
+    monkeypatch.setattr(probe, "fastest_encoder", lambda *a: (faster, {faster: 1.0}))
+    encoder = torch.nn.GRU(8, 16, batch_first=True, bidirectional=True)
+    kernels, measured = select(
+        "auto", torch.device("cpu"), torch.nn.Linear(16, 40), encoder=encoder
+    )
+    assert kernels.rnn_path == "by_direction"  # training's backward: always by direction
+    assert kernels.rnn_decode == ("packed" if faster == "packed" else "")
+    assert "encoder without autograd" in measured
+    # a resumed run keeps what its checkpoint recorded, even from before rnn_decode existed
+    old = {k: v for k, v in kernels.as_dict().items() if k != "rnn_decode"}
+    assert (
+        select("auto", torch.device("cpu"), torch.nn.Linear(16, 40), recorded=old)[0].rnn_decode
+        == ""
+    )

@@ -209,3 +209,100 @@ def test_a_failing_step_fails_the_streams_requests_and_the_next_stream_runs():
         return await b.submit("g", ["ok"])
 
     assert asyncio.run(_with_batcher(model, go, stream=streamed(model, log))) == ["g:OK"]
+
+
+class Gated(Rows):
+    """Rows whose every step waits for a permit the test gives; `asked` counts the steps the
+    batcher has called for (once it is n, its choice of who joins step n is made)."""
+
+    def __init__(self, key, model: Model, log: list) -> None:
+        super().__init__(key, model, log)
+        self.permits, self.asked = threading.Semaphore(0), 0
+
+    def advance(self, new):
+        self.asked += 1
+        assert self.permits.acquire(timeout=10), "the test gave no permit for this step"
+        return super().advance(new)
+
+
+async def _asked(made: list, n: int) -> None:
+    """Until the (one) gated stream has been asked for step n (and waits for its permit)."""
+    while not made or made[0].asked < n:
+        await asyncio.sleep(0.001)
+
+
+async def _step(made: list) -> None:
+    """Let the stream run one step; return once the batcher has chosen the next one's rows."""
+    asked = made[0].asked
+    made[0].permits.release()
+    await _asked(made, asked + 1)
+
+
+def _gated(model: Model, log: list, made: list):
+    def stream(key):
+        made.append(Gated(key, model, log))
+        return made[-1]
+
+    return stream
+
+
+async def _finish(made: list, *requests):
+    for _ in range(50):
+        made[0].permits.release()
+    return await asyncio.gather(*requests)
+
+
+def test_sentences_join_a_busy_stream_in_groups_not_one_at_a_time():
+    model, log, made = Model(hold_first=False), [], []
+    rows = 8  # a quarter of them (MicroBatcher.ADMIT_FRACTION) is 2 sentences
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit("g", ["a" * 20] * rows))
+        await _asked(made, 1)
+        second = asyncio.ensure_future(b.submit("g", ["bbb"]))
+        await _queued(b, 1)
+        await _step(made)  # one sentence waiting is too few: it waits
+        third = asyncio.ensure_future(b.submit("g", ["cc"]))
+        await _queued(b, 2)
+        await _step(made)  # two are a quarter of the rows: they join together
+        return await _finish(made, first, second, third)
+
+    answers = asyncio.run(_with_batcher(model, go, stream=_gated(model, log, made)))
+    assert answers == [["g:" + "A" * 20] * rows, ["g:BBB"], ["g:CC"]]
+    assert [entry[2] for entry in log[:3]] == [["a" * 20] * rows, [], ["bbb", "cc"]]
+
+
+def test_a_lone_sentence_waits_for_company_at_most_hold_steps():
+    model, log, made = Model(hold_first=False), [], []
+    hold = MicroBatcher.HOLD_STEPS
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit("g", ["a" * 20] * 8))
+        await _asked(made, 1)
+        lone = asyncio.ensure_future(b.submit("g", ["bbb"]))
+        await _queued(b, 1)
+        for _ in range(hold):
+            await _step(made)
+        return await _finish(made, first, lone)
+
+    answers = asyncio.run(_with_batcher(model, go, stream=_gated(model, log, made)))
+    assert answers[1] == ["g:BBB"]
+    # it waited while `hold` steps of 8 busy rows ran, then joined alone
+    assert [entry[2] for entry in log[1 : hold + 1]] == [[]] * (hold - 1) + [["bbb"]]
+
+
+def test_an_idle_stream_takes_a_lone_sentence_at_once():
+    model, log, made = Model(hold_first=False), [], []
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit("g", ["aaa"]))
+        await _asked(made, 1)
+        second = asyncio.ensure_future(b.submit("g", ["b"]))
+        await _queued(b, 1)
+        await _step(made)
+        return await _finish(made, first, second)
+
+    answers = asyncio.run(_with_batcher(model, go, stream=_gated(model, log, made)))
+    assert answers == [["g:AAA"], ["g:B"]]
+    # one row decoding: a single sentence is already a quarter of it
+    assert [entry[2] for entry in log[:2]] == [["aaa"], ["b"]]
