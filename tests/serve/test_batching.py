@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -247,29 +248,32 @@ def _gated(model: Model, log: list, made: list):
 
 
 async def _finish(made: list, *requests):
-    for _ in range(50):
+    for _ in range(200):
         made[0].permits.release()
     return await asyncio.gather(*requests)
 
 
 def test_sentences_join_a_busy_stream_in_groups_not_one_at_a_time():
     model, log, made = Model(hold_first=False), [], []
-    rows = 8  # a quarter of them (MicroBatcher.ADMIT_FRACTION) is 2 sentences
+    rows = 8
+    group = math.ceil(MicroBatcher.ADMIT_FRACTION * rows)  # sentences that make a group
+    assert group >= 2, "the test needs groups of 2 or more sentences"
 
     async def go(b):
         first = asyncio.ensure_future(b.submit("g", ["a" * 20] * rows))
         await _asked(made, 1)
-        second = asyncio.ensure_future(b.submit("g", ["bbb"]))
-        await _queued(b, 1)
-        await _step(made)  # one sentence waiting is too few: it waits
+        second = asyncio.ensure_future(b.submit("g", ["bbb"] * (group - 1)))
+        await _queued(b, group - 1)
+        await _step(made)  # one sentence short of a group: they wait
         third = asyncio.ensure_future(b.submit("g", ["cc"]))
-        await _queued(b, 2)
-        await _step(made)  # two are a quarter of the rows: they join together
+        await _queued(b, group)
+        await _step(made)  # a group: they join together
         return await _finish(made, first, second, third)
 
     answers = asyncio.run(_with_batcher(model, go, stream=_gated(model, log, made)))
-    assert answers == [["g:" + "A" * 20] * rows, ["g:BBB"], ["g:CC"]]
-    assert [entry[2] for entry in log[:3]] == [["a" * 20] * rows, [], ["bbb", "cc"]]
+    assert answers == [["g:" + "A" * 20] * rows, ["g:BBB"] * (group - 1), ["g:CC"]]
+    joined = [entry[2] for entry in log[:3]]
+    assert joined == [["a" * 20] * rows, [], ["bbb"] * (group - 1) + ["cc"]]
 
 
 def test_a_lone_sentence_waits_for_company_at_most_hold_steps():
@@ -277,7 +281,7 @@ def test_a_lone_sentence_waits_for_company_at_most_hold_steps():
     hold = MicroBatcher.HOLD_STEPS
 
     async def go(b):
-        first = asyncio.ensure_future(b.submit("g", ["a" * 20] * 8))
+        first = asyncio.ensure_future(b.submit("g", ["a" * (hold + 4)] * 8))
         await _asked(made, 1)
         lone = asyncio.ensure_future(b.submit("g", ["bbb"]))
         await _queued(b, 1)
@@ -304,5 +308,5 @@ def test_an_idle_stream_takes_a_lone_sentence_at_once():
 
     answers = asyncio.run(_with_batcher(model, go, stream=_gated(model, log, made)))
     assert answers == [["g:AAA"], ["g:B"]]
-    # one row decoding: a single sentence is already a quarter of it
+    # one row decoding: a single sentence is already a group
     assert [entry[2] for entry in log[:2]] == [["aaa"], ["b"]]
