@@ -190,3 +190,15 @@ def register_resolvers() -> None:
     """The resolvers the commands' YAML files use beyond nmt.config's."""
     if not OmegaConf.has_resolver("nmt_prepared"):
         OmegaConf.register_new_resolver("nmt_prepared", prepared_setting)
+
+
+def openmp_waits() -> None:
+    """Let OpenMP's idle workers sleep at once: GOMP_SPINCOUNT=0 unless the user set it or
+    OMP_WAIT_POLICY. libgomp (torch's CPU wheels) spins 300,000 times after every parallel
+    region by default, taking the CPU from whatever else runs; beside one busy process,
+    2-thread training kept far more of its idle speed without the spinning, and lost none
+    idle (bench/README.md, "Under load"); nmt-serve beside its clients' HTTP work served 1.20-1.23x
+    the greedy sentences/s at concurrency 32 with it (two runs; bench/README.md, "The server,
+    continuous batching"). libgomp reads it once, as torch loads it: call it before."""
+    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "0"

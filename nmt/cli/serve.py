@@ -12,7 +12,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from nmt.cli import check_runs, hydra_errors, report_errors
+from nmt.cli import check_runs, hydra_errors, openmp_waits, report_errors
 from nmt.config import register_configs
 from nmt.config_checks import validate
 from nmt.errors import ConfigError
@@ -26,6 +26,7 @@ register_configs()
 @report_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg)
+    openmp_waits()  # before torch is imported
     try:
         from nmt.serve import server
         from nmt.serve.app import create_app

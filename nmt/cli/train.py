@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from nmt.cli import hydra_errors, register_resolvers, report_errors
+from nmt.cli import hydra_errors, openmp_waits, register_resolvers, report_errors
 from nmt.config import register_configs
 from nmt.config_checks import validate
 from nmt.errors import ConfigError
@@ -79,16 +79,6 @@ def _train(cfg: DictConfig) -> float | None:
     return result["best"]
 
 
-def _openmp_waits() -> None:
-    """Let OpenMP's idle workers sleep at once: GOMP_SPINCOUNT=0 unless the user set it or
-    OMP_WAIT_POLICY. libgomp (torch's CPU wheels) spins 300,000 times after every parallel
-    region by default, taking the CPU from whatever else runs; beside one busy process,
-    2-thread training kept far more of its idle speed without the spinning, and lost none
-    idle (bench/README.md, "Under load"). libgomp reads it once, as torch loads it."""
-    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-        os.environ["GOMP_SPINCOUNT"] = "0"
-
-
 def finish_at_once(work: Callable[[], object]) -> NoReturn:
     """Run `work`, then end the process with its exit status without the interpreter's
     teardown (os._exit): what a torchrun process does once training has finished.
@@ -119,7 +109,7 @@ def main() -> None:
     """`nmt-train`; under torchrun, each process first adds the overrides that give all
     ranks one run directory (nmt/train/distributed.py: torchrun_overrides), and ends at once
     when training ends (finish_at_once)."""
-    _openmp_waits()  # before torch is imported
+    openmp_waits()  # before torch is imported
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from nmt.train.distributed import torchrun_overrides
 
@@ -131,7 +121,7 @@ def main() -> None:
 if __name__ == "__main__":  # `python -m nmt.cli.train`, for `torchrun -m nmt.cli.train …`
     # `record` hands an uncaught exception to torchrun, whose summary then shows the failing
     # rank's traceback beside its number
-    _openmp_waits()
+    openmp_waits()
     from torch.distributed.elastic.multiprocessing.errors import record
 
     record(main)()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -124,3 +125,19 @@ def test_training_on_misaligned_corpus_exits_2_naming_both_files(tmp_path):
     assert proc.returncode == 2
     assert "train.xx" in proc.stderr and "train.yy" in proc.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "given, spin",
+    [({}, "0"), ({"GOMP_SPINCOUNT": "300000"}, "300000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None)],
+)
+def test_openmp_workers_sleep_at_once_unless_the_user_chose(monkeypatch, given, spin):
+    """nmt-train and nmt-serve call it before torch loads libgomp."""
+    from nmt.cli import openmp_waits
+
+    for key in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in given.items():
+        monkeypatch.setenv(key, value)
+    openmp_waits()
+    assert os.environ.get("GOMP_SPINCOUNT") == spin
