@@ -39,16 +39,24 @@ class EncoderOutput:
     def cat(cls, parts: list[EncoderOutput]) -> EncoderOutput:
         """The rows of parts one after another, each source padded to the widest S (zero
         values and keys, mask False: attention gives padding no weight)."""
-        width = max(p.mask.size(1) for p in parts)
-
-        def padded(name: str) -> Tensor:
-            tensors = [getattr(p, name) for p in parts]
-            pads = [(0, 0) * (t.dim() - 2) + (0, width - t.size(1)) for t in tensors]
-            return torch.cat([F.pad(t, pad) for t, pad in zip(tensors, pads, strict=True)])
-
         return cls(
-            padded("values"), padded("keys"), padded("mask"), torch.cat([p.final for p in parts])
+            *(cat_padded([getattr(p, name) for p in parts]) for name in ("values", "keys", "mask")),
+            torch.cat([p.final for p in parts]),
         )
+
+
+def cat_padded(tensors: list[Tensor]) -> Tensor:
+    """The rows of tensors one after another, every dimension after the first padded with
+    zeros (False) to the largest among them."""
+    shape = [max(sizes) for sizes in zip(*(t.shape[1:] for t in tensors), strict=True)]
+
+    def grown(t: Tensor) -> Tensor:
+        pad = []  # F.pad's order: the last dimension first
+        for size, want in reversed(list(zip(t.shape[1:], shape, strict=True))):
+            pad += [0, want - size]
+        return F.pad(t, pad) if any(pad) else t
+
+    return torch.cat([grown(t) for t in tensors])
 
 
 @dataclass

@@ -130,9 +130,8 @@ class Seq2Seq(nn.Module):
         """A copy for decoding with every parameter in dtype (bf16, fp16), computed by the
         plain products (on this model's thread tuner); this model is unchanged."""
         cast = copy.deepcopy(self).to(dtype)
-        kernels = Kernels(rnn_path=self.kernels.rnn_path, rnn_decode=self.kernels.rnn_decode)
-        kernels.tuner = self.kernels.tuner
-        return cast.use(kernels)
+        k = self.kernels
+        return cast.use(Kernels(rnn_path=k.rnn_path, rnn_decode=k.rnn_decode, tuner=k.tuner))
 
     def use(self, kernels: Kernels) -> Seq2Seq:
         """Compute the heavy operations the way `kernels` says (nmt.kernels.select); the

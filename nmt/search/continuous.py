@@ -18,14 +18,18 @@ import time
 from collections.abc import Hashable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from nmt import BOS_ID, EOS_ID
 from nmt.data.batching import make_batch
 from nmt.model import Seq2Seq
+from nmt.model.decoder import cat_padded
+from nmt.search.greedy import best_tokens
 from nmt.search.result import NEVER_OUTPUT, SearchResult, max_lengths
 from nmt.search.scoring import Scorer
+
+# the per-row buffers, each (N, ...): rows admitted are appended, rows ended removed
+ROWS = ("y", "logprob", "length", "limit", "src_len", "tokens", "token_lps", "attention")
 
 
 class GreedyStream:
@@ -72,7 +76,7 @@ class GreedyStream:
         n = len(sources)
         enc = self.model.encode(batch.src, batch.src_len)
         limit = max_lengths(batch.src_len, self.max_len_a, self.max_len_b)
-        new = {
+        new = {  # every name of ROWS
             "y": batch.src.new_full((n,), BOS_ID),
             "logprob": torch.zeros(n, device=self.device),
             "length": torch.zeros(n, dtype=torch.long, device=self.device),
@@ -85,7 +89,7 @@ class GreedyStream:
         state = self.model.init_state(enc)
         if self.tags:
             enc, state = type(enc).cat([self.enc, enc]), type(state).cat([self.state, state])
-            new = {name: _cat(getattr(self, name), value) for name, value in new.items()}
+            new = {name: cat_padded([getattr(self, name), value]) for name, value in new.items()}
         self.enc, self.state = enc, state
         for name, value in new.items():
             setattr(self, name, value)
@@ -99,11 +103,8 @@ class GreedyStream:
         self._start_unit()
         start = time.perf_counter()
         log_probs, self.state, attn = self.model.step(self.enc, self.state, self.y)
-        log_probs.index_fill_(1, self.never, float("-inf"))  # (N, V): a new tensor
         early = self.length + 1 < self.min_len  # (N,) EOS not yet allowed
-        if bool(early.any()):
-            log_probs[early, EOS_ID] = float("-inf")
-        best_lp, self.y = log_probs.max(-1)  # (N,)
+        best_lp, self.y = best_tokens(log_probs, self.never, early if bool(early.any()) else None)
         rows = torch.arange(len(self.tags), device=self.device)
         self.tokens[rows, self.length] = self.y
         self.token_lps[rows, self.length] = best_lp
@@ -137,16 +138,7 @@ class GreedyStream:
             self.enc = self.state = None
             return ended
         self.enc, self.state = self.enc.select(keep), self.state.select(keep)
-        for name in (
-            "y",
-            "logprob",
-            "length",
-            "limit",
-            "src_len",
-            "tokens",
-            "token_lps",
-            "attention",
-        ):
+        for name in ROWS:
             setattr(self, name, getattr(self, name)[keep])
         return ended
 
@@ -166,16 +158,3 @@ class GreedyStream:
         if self._unit[3] >= self.tune_every:
             self.tuner.record(*self._unit[:3])
             self._unit = []
-
-
-def _cat(old: Tensor, new: Tensor) -> Tensor:
-    """Rows of old then new, dimensions after the first padded with zeros to the larger."""
-    shape = [max(a, b) for a, b in zip(old.shape[1:], new.shape[1:], strict=True)]
-
-    def grown(x: Tensor) -> Tensor:
-        pad = []
-        for size, want in reversed(list(zip(x.shape[1:], shape, strict=True))):
-            pad += [0, want - size]
-        return F.pad(x, pad) if any(pad) else x
-
-    return torch.cat([grown(old), grown(new)])

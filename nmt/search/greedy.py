@@ -12,6 +12,19 @@ from nmt.search.result import NEVER_OUTPUT, SearchResult
 from nmt.search.scoring import Scorer
 
 
+def best_tokens(
+    log_probs: Tensor, never: Tensor, no_eos: Tensor | slice | None = None
+) -> tuple[Tensor, Tensor]:
+    """Each row's greedy token and its log-prob: log_probs (N, V), a step's new tensor, is
+    filled in place. PAD and BOS (never) are never outputs, nor EOS in the rows no_eos picks
+    (a bool (N,) mask or a slice; min_len not reached). The chosen token keeps the model's own
+    log-prob, so the sum equals model.score() of the same sequence. → (N,), (N,)."""
+    log_probs.index_fill_(1, never, float("-inf"))
+    if no_eos is not None:
+        log_probs[no_eos, EOS_ID] = float("-inf")
+    return log_probs.max(-1)
+
+
 @torch.inference_mode()
 def greedy_search(
     model: Seq2Seq,
@@ -38,12 +51,7 @@ def greedy_search(
     steps = []  # per step: (active (B',), token (B',), its log P (B',), attention (B', S))
     for t in range(int(max_len.max())):
         log_probs, state, attn = model.step(enc, state, y)  # (B', V), _, (B', S)
-        # PAD and BOS are never outputs; the chosen token keeps the model's own log-prob,
-        # so the sum equals model.score() of the same sequence.
-        log_probs.index_fill_(1, never, float("-inf"))  # a new tensor: fill in place
-        if t + 1 < min_len:
-            log_probs[:, EOS_ID] = float("-inf")
-        best_lp, y = log_probs.max(-1)  # (B',)
+        best_lp, y = best_tokens(log_probs, never, slice(None) if t + 1 < min_len else None)
         steps.append((active, y, best_lp, attn))
         logprob[active] += best_lp
         lengths[active] += 1

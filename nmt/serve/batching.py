@@ -182,7 +182,7 @@ class MicroBatcher(Generic[R]):
                 continue
             finally:
                 self.running = 0
-            self._count(batch, len(items))
+            self._count(len(batch), len(items), len(items))
             start = 0
             for request in batch:
                 end = start + len(request.items)
@@ -195,7 +195,7 @@ class MicroBatcher(Generic[R]):
         while no older request with other options waits."""
         loop = asyncio.get_running_loop()
         open_: dict[int, tuple[_Request[R], list]] = {}  # request number → it, its results
-        taken, items, number, held = 0, 0, 0, 0  # held: steps requests have waited
+        taken, items, number, held, largest = 0, 0, 0, 0, 0  # held: steps requests waited
         try:
             while batch or len(stream):
                 new = []
@@ -205,7 +205,7 @@ class MicroBatcher(Generic[R]):
                     number += 1
                 taken, items = taken + len(batch), items + len(new)
                 self.running = len(stream) + len(new)
-                self.stats.largest = max(self.stats.largest, self.running)
+                largest = max(largest, self.running)
                 ended = await loop.run_in_executor(self.executor, stream.advance, new)
                 for (n, i), result in ended:
                     request, results = open_[n]
@@ -224,9 +224,7 @@ class MicroBatcher(Generic[R]):
             return
         finally:
             self.running = 0
-        self.stats.batches += 1
-        self.stats.requests += taken
-        self.stats.items += items
+        self._count(taken, items, largest)
 
     def _admit(self, key: Hashable, stream: Stream[R], held: int) -> bool:
         """Whether the requests of key waiting join the stream at this step, or wait for more.
@@ -246,11 +244,12 @@ class MicroBatcher(Generic[R]):
         oldest = next(live, None)
         return oldest is not None and oldest.key != key
 
-    def _count(self, batch: list[_Request[R]], items: int) -> None:
+    def _count(self, requests: int, items: int, largest: int) -> None:
+        """A model call (or a stream) answered requests with items, at most largest at once."""
         self.stats.batches += 1
-        self.stats.requests += len(batch)
+        self.stats.requests += requests
         self.stats.items += items
-        self.stats.largest = max(self.stats.largest, items)
+        self.stats.largest = max(self.stats.largest, largest)
 
 
 def _fail(requests: list[_Request], err: Exception) -> None:
