@@ -60,6 +60,7 @@ VARIANTS = [
         ["model.tie_embeddings=true", "model.emb_size=512"],
     ),
     ("constlr", "no learning-rate schedule (plateau → none)", ["optim.scheduler=none"]),
+    ("worddrop", "word dropout 0.1 (source and decoder inputs)", ["model.word_dropout=0.1"]),
 ]
 
 

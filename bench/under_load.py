@@ -12,9 +12,9 @@ lines of `input`): sentences/s. Each setting runs in a process of its own, idle 
 beside `busy` processes that spin a core each (`while True: pass`), rounds alternating the
 order. Settings: tN = N torch threads, tauto = threads=auto (decoding: the count tuned batch
 by batch, nmt/kernels/threads.py); -passive adds OMP_WAIT_POLICY=PASSIVE (OpenMP threads
-sleep at once instead of spinning after a parallel region); -spin0, -spin10k, -spin100k add
-GOMP_SPINCOUNT=0, 10000 or 100000 (libgomp, which torch's CPU wheels use, spins 300,000 times
-by default).
+sleep at once instead of spinning after a parallel region); -spinN adds GOMP_SPINCOUNT=N
+(N a count, k for thousands: spin0, spin1k, spin10k; libgomp, which torch's CPU wheels use,
+spins 300,000 times by default).
 The table gives the median of each figure idle and loaded and loaded ÷ idle.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -46,12 +47,16 @@ DEFAULTS = {
     "beams": "5",
     "json": "",
 }
-EXTRA_ENV = {
-    "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "spin0": {"GOMP_SPINCOUNT": "0"},
-    "spin10k": {"GOMP_SPINCOUNT": "10000"},
-    "spin100k": {"GOMP_SPINCOUNT": "100000"},
-}
+
+
+def extra_env(name: str) -> dict[str, str]:
+    """The environment a setting's suffix adds: passive, or spinN / spinNk."""
+    if name == "passive":
+        return {"OMP_WAIT_POLICY": "PASSIVE"}
+    spin = re.fullmatch(r"spin(\d+)(k?)", name)
+    if spin is None:
+        sys.exit(f"error: setting suffix -{name}: expected -passive or -spinN (e.g. -spin1k)")
+    return {"GOMP_SPINCOUNT": str(int(spin[1]) * (1000 if spin[2] else 1))}
 
 
 def environment(setting: str) -> tuple[str, dict[str, str]]:
@@ -61,7 +66,7 @@ def environment(setting: str) -> tuple[str, dict[str, str]]:
     if threads != "auto":
         env["OMP_NUM_THREADS"] = threads
     for name in extra:
-        env.update(EXTRA_ENV[name])
+        env.update(extra_env(name))
     return threads, env
 
 

@@ -59,6 +59,7 @@ class ModelConfig:
     dec_hidden_size: int = 512
     dec_layers: int = 1
     dropout: float = 0.3  # on embeddings, between layers and before the output layer
+    word_dropout: float = 0.0  # training: source and decoder-input pieces → UNK at this rate
     input_feeding: bool = True
     bridge: bool = True  # initial decoder state from the encoder's final state
     tie_embeddings: bool = False  # target embedding shared with the output layer

@@ -35,12 +35,13 @@ _POSITIVE = """
 """
 POSITIVE = tuple(_POSITIVE.split())  # keys, one a word
 _NON_NEGATIVE = """
-    model.dropout optim.clip_norm optim.clip_value optim.label_smoothing optim.loss_chunk
+    model.dropout model.word_dropout optim.clip_norm optim.clip_value optim.label_smoothing optim.loss_chunk
     decode.max_len_a decode.max_len_b decode.alpha decode.min_len train.max_updates
     train.max_epochs train.max_minutes train.patience train.save_every train.keep_last
     data.max_valid serve.max_wait_ms serve.drain_timeout_s
 """
 NON_NEGATIVE = tuple(_NON_NEGATIVE.split())  # keys, one a word
+BELOW_ONE = ("model.dropout", "model.word_dropout", "optim.label_smoothing")  # rates
 
 
 def _refuse_values(value_of: Callable[[str], object], prefix: str = "") -> None:
@@ -59,6 +60,9 @@ def _refuse_values(value_of: Callable[[str], object], prefix: str = "") -> None:
     for key, value in values(NON_NEGATIVE):
         if value is not None and value < 0:
             raise ConfigError(f"{key}={value} must be 0 or more")
+    for key, value in values(BELOW_ONE):
+        if value is not None and value >= 1:
+            raise ConfigError(f"{key}={value} is a rate: it must be below 1 (e.g. 0.1)")
 
 
 def _refuse_contradictions(decode: DecodeConfig | DictConfig) -> None:

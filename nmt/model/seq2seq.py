@@ -19,7 +19,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from nmt import BOS_ID, PAD_ID
+from nmt import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nmt.config import AttentionConfig, ModelConfig
 from nmt.kernels import Kernels
 from nmt.kernels.quantize import int8_copy
@@ -34,6 +34,14 @@ def shift_right(tgt: Tensor) -> Tensor:
     return torch.cat([bos, tgt[:, :-1]], dim=1)
 
 
+def drop_words(ids: Tensor, p: float) -> Tensor:
+    """ids: (B, L) token ids → the same with each word piece replaced by UNK with probability
+    p (word dropout, Gal & Ghahramani 2016; Sennrich et al. 2016); PAD, BOS and EOS stay."""
+    words = ids > EOS_ID  # (B, L): not a special token
+    drop = torch.rand(ids.shape, device=ids.device) < p
+    return ids.masked_fill(words & drop, UNK_ID)
+
+
 def token_logprobs(log_probs: Tensor, tgt: Tensor, tgt_len: Tensor) -> tuple[Tensor, Tensor]:
     """log_probs: (B, T, V) at each target position; tgt: (B, T) gold outputs; tgt_len: (B,)
     lengths including EOS → log P(y|x) per sentence (B,) and per token (B, T), 0 at padding."""
@@ -46,11 +54,18 @@ def token_logprobs(log_probs: Tensor, tgt: Tensor, tgt_len: Tensor) -> tuple[Ten
 class Seq2Seq(nn.Module):
     """Recurrent encoder + attention decoder, with an optional encoder→decoder bridge."""
 
-    def __init__(self, encoder: RNNEncoder, decoder: AttentionDecoder, bridge: bool) -> None:
+    def __init__(
+        self,
+        encoder: RNNEncoder,
+        decoder: AttentionDecoder,
+        bridge: bool,
+        word_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.bridge = nn.Linear(encoder.output_size, decoder.hidden_size) if bridge else None
+        self.word_dropout = word_dropout  # in training, source and decoder inputs (drop_words)
         self.kernels = Kernels()  # the plain path until `use` says otherwise
 
     @classmethod
@@ -83,7 +98,7 @@ class Seq2Seq(nn.Module):
             model.tie_embeddings,
             model.output_bias,
         )
-        return cls(encoder, decoder, model.bridge)
+        return cls(encoder, decoder, model.bridge, model.word_dropout)
 
     def encode(self, src: Tensor, src_len: Tensor) -> EncoderOutput:
         """src: (B, S) ids ending in EOS, padded; src_len: (B,) → what the decoder reads."""
@@ -108,9 +123,13 @@ class Seq2Seq(nn.Module):
 
     def forward(self, src: Tensor, src_len: Tensor, tgt: Tensor) -> tuple[Tensor, Tensor]:
         """Teacher forcing. tgt: (B, T) gold outputs → attentional vectors ã (B, T, Hd), the
-        output layer's inputs, and attention (B, T, S); `logits` turns ã into logits."""
+        output layer's inputs, and attention (B, T, S); `logits` turns ã into logits. In
+        training, word dropout (if any) hides pieces of the source and the decoder inputs."""
+        tgt_in = shift_right(tgt)  # (B, T)
+        if self.training and self.word_dropout > 0:
+            src, tgt_in = drop_words(src, self.word_dropout), drop_words(tgt_in, self.word_dropout)
         enc = self.encode(src, src_len)
-        return self.decoder(enc, self.init_state(enc), shift_right(tgt))
+        return self.decoder(enc, self.init_state(enc), tgt_in)
 
     def logits(self, x: Tensor) -> Tensor:
         """x: (..., Hd) attentional vectors → logits (..., V)."""

@@ -5,10 +5,11 @@ import itertools
 import pytest
 import torch
 
-from nmt import BOS_ID, EOS_ID
+from nmt import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nmt.config import AttentionConfig, ModelConfig
 from nmt.errors import ConfigError
 from nmt.model import Seq2Seq
+from nmt.model.seq2seq import drop_words
 from tests.conftest import padded, teacher_logits, tiny_model
 
 SRC = [[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID], [11, EOS_ID]]
@@ -138,3 +139,30 @@ def test_attentional_vector_is_tanh_of_the_combine_layer_over_state_and_context(
     want = torch.autograd.grad(expected.square().sum(), [combine.weight, combine.bias])
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
+
+
+def test_word_dropout_hides_pieces_at_its_rate_and_never_special_tokens():
+    torch.manual_seed(0)
+    ids = torch.randint(EOS_ID + 1, 50, (200, 50))
+    ids[:, 0], ids[:, -1], ids[:, -5:-1] = BOS_ID, EOS_ID, PAD_ID
+    dropped = drop_words(ids, 0.2)
+    changed = dropped != ids
+    assert (dropped[changed] == UNK_ID).all()
+    assert not changed[:, 0].any() and not changed[:, -5:].any()  # BOS, PAD, EOS stay
+    assert 0.18 < changed[:, 1:-5].float().mean() < 0.22
+
+
+def test_word_dropout_changes_training_forward_only():
+    model = tiny_model()
+    model.word_dropout = 0.5
+    src, src_len = padded(SRC)
+    tgt, _ = padded(TGT)
+    plain = tiny_model()
+    torch.testing.assert_close(model(src, src_len, tgt)[0], plain(src, src_len, tgt)[0])
+    torch.manual_seed(1)
+    assert not torch.allclose(model.train()(src, src_len, tgt)[0], plain(src, src_len, tgt)[0])
+
+
+def test_word_dropout_is_built_from_the_config():
+    cfg = ModelConfig(emb_size=8, hidden_size=8, dec_hidden_size=8, word_dropout=0.1)
+    assert Seq2Seq.build(cfg, AttentionConfig(size=8), 20, 20).word_dropout == 0.1

@@ -211,6 +211,7 @@ ROWS = [
     Row("train-unknown-group", T, "unknown config group option", ("model=transformer",), error="available options in 'model': demo, gru, lstm, rnn"),
     Row("train-bad-choice", T, "a value outside its choices", ("model.cell=transformer",), error="model.cell='transformer' is not one of: gru, lstm, rnn"),
     Row("train-negative-lr", T, "negative learning rate", ("optim.lr=-0.1",), error="optim.lr=-0.1 must be greater than 0"),
+    Row("train-word-dropout-1", T, "a rate of 1 (every word dropped)", ("model.word_dropout=1",), error="model.word_dropout=1.0 is a rate: it must be below 1"),
     Row("train-override-syntax", T, "an override without =", ("vocab_size",), error="an override is KEY=VALUE"),
     Row("train-missing-key", T, "data=files without data.train", ("data=files", "data.src=xx", "data.tgt=yy"), error="data.train is required: pass data.train=VALUE"),
     Row("train-bad-interpolation", T, "an interpolation to no key", ("{toy}", "data.train=${oops}"), corpus(), "data.train: Interpolation key 'oops' not found"),
