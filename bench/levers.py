@@ -53,7 +53,7 @@ VARIANTS = [
     ("layers2", "2 encoder and 2 decoder layers", ["model.enc_layers=2", "model.dec_layers=2"]),
     ("vocab4k", "joint vocabulary 8k → 4k", ["data.vocab_size=4000"]),
     ("separate", "separate 8k vocabularies per side", ["data.joint_vocab=false"]),
-    # not run yet (2026-12-03's table has the 8 above): the rest of issue 22's levers
+    # run later on 2026-12-03, beside the recipe again (README "Results": the same figures)
     (
         "tied",
         "tied target embeddings (emb 256 → 512)",
