@@ -2,7 +2,7 @@
 
     python bench/serve_load.py run=DIR input=FILE [limit=512] [concurrency=1,8,32]
         [requests=512] [per_request=1] [beam_size=1] [alpha=0.0] [threads=auto] [device=cpu]
-        [max_wait_ms=5] [max_batch=64] [continuous=true] [spin=] [lanes=1] [json=bench/results/DATE-serve-load.json]
+        [max_wait_ms=5] [max_batch=64] [continuous=true] [spin=] [json=bench/results/DATE-serve-load.json]
 
 A benchmark, not a test; run it on a quiet machine. It measures, on the first `limit`
 non-blank lines of `input`:
@@ -23,7 +23,6 @@ continuous=true|false sets serve.continuous (greedy requests join the rows decod
 steps, or are batched whole); continuous=true,false runs a server of each, one after the
 other, in the same run (the goals are the first one's). spin=N[,M] runs each server also with
 GOMP_SPINCOUNT=N (how long OpenMP's idle workers spin; empty: as nmt-serve sets it).
-lanes=N[,M] runs each server also with serve.lanes=N (model calls at once, each on a thread).
 
 Goals (issue 21): server at C=32 >= 0.8 x the batched CLI's sentences/s; p99 at C=1 <= 2 x
 a single CLI translation (its p99, model loaded); peak RSS under load <= 1.3 x idle. Also
@@ -69,7 +68,6 @@ DEFAULTS = {
     "max_wait_ms": "5",
     "max_batch": "64",
     "continuous": "true",
-    "lanes": "1",
     "spin": "",
     "json": "",
 }
@@ -149,7 +147,7 @@ def rss_kb(pid: int, field: str) -> int:
 class Server:
     """nmt-serve in a subprocess on a free loopback port; stopped by SIGTERM on exit."""
 
-    def __init__(self, args: dict, continuous: str, spin: str, lanes: str) -> None:
+    def __init__(self, args: dict, continuous: str, spin: str) -> None:
         self.env = {**os.environ, **({"GOMP_SPINCOUNT": spin} if spin else {})}
         self.command = [
             str(BIN / "nmt-serve"),
@@ -160,7 +158,6 @@ class Server:
             f"serve.max_wait_ms={args['max_wait_ms']}",
             f"serve.max_batch={args['max_batch']}",
             f"serve.continuous={continuous}",
-            f"serve.lanes={lanes}",
             f"serve.max_sentences={max(int(args['per_request']), 64)}",
             *decode_overrides(args),
         ]
@@ -263,12 +260,12 @@ async def load_level(url: str, bodies: list[dict], concurrency: int, pid: int) -
     }
 
 
-def serve_load(args: dict, lines: list[str], continuous: str, spin: str, lanes: str) -> dict:
+def serve_load(args: dict, lines: list[str], continuous: str, spin: str) -> dict:
     per, n = int(args["per_request"]), int(args["requests"])
     bodies = [
         {"sentences": [lines[(i * per + j) % len(lines)] for j in range(per)]} for i in range(n)
     ]
-    with Server(args, continuous, spin, lanes) as server:
+    with Server(args, continuous, spin) as server:
         pid = server.proc.pid
         asyncio.run(load_level(server.url, bodies[:4], 1, pid))  # first requests: lazy set-up
         idle = {
@@ -284,11 +281,9 @@ def serve_load(args: dict, lines: list[str], continuous: str, spin: str, lanes: 
             "hwm_kb": rss_kb(server.proc.pid, "VmHWM"),
         }
     label = f"continuous={continuous}" + (f" GOMP_SPINCOUNT={spin}" if spin else "")
-    label += f" lanes={lanes}" if lanes != "1" else ""
     return {
         "continuous": continuous,
         "spin": spin,
-        "lanes": lanes,
         "label": label,
         "idle": idle,
         "under_load": loaded,
@@ -352,10 +347,9 @@ def main(argv: list[str]) -> None:
     sizes = [int(c) * per for c in args["concurrency"].split(",")]
     cli["in_process"] = cli_in_process(args, lines, sizes)
     server, *others = [
-        serve_load(args, lines, c, spin, lanes)
+        serve_load(args, lines, c, spin)
         for c in args["continuous"].split(",")
         for spin in args["spin"].split(",")
-        for lanes in args["lanes"].split(",")
     ]
     levels = server["levels"]
     ceiling = cli["in_process"]["in_batches_of_sentences_per_s"]

@@ -281,9 +281,6 @@ class ServeConfig:
     max_batch: int = 64  # sentences in one model call (decoding at once, greedy) at most
     # greedy requests join the rows decoding between steps (false: batched whole, as beam's)
     continuous: bool = True
-    # model calls (or streams) running at once, each on a thread of its own with threads=auto's
-    # CPUs shared among them (bench/README.md, "The server, lanes")
-    lanes: int = 1
     drain_timeout_s: float = 30.0  # SIGTERM: in-flight requests may finish within this
 
 

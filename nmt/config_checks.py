@@ -31,7 +31,7 @@ _POSITIVE = """
     optim.accumulate decode.beam_size decode.batch_size decode.buffer_size decode.nbest
     train.valid_every train.log_every train.keep_best train.max_bad_updates
     train.dist_timeout_s serve.max_body_bytes serve.max_sentences serve.max_chars
-    serve.max_beam serve.max_batch serve.lanes
+    serve.max_beam serve.max_batch
 """
 POSITIVE = tuple(_POSITIVE.split())  # keys, one a word
 _NON_NEGATIVE = """

@@ -14,9 +14,9 @@ from omegaconf import DictConfig
 
 from nmt.cli import check_runs, hydra_errors, openmp_waits, report_errors
 from nmt.config import register_configs
-from nmt.config_checks import thread_count, validate
+from nmt.config_checks import validate
 from nmt.errors import ConfigError
-from nmt.resources import available_cpus, conf_dir
+from nmt.resources import conf_dir
 
 register_configs()
 
@@ -38,12 +38,7 @@ def main(cfg: DictConfig) -> None:
     check_runs(cfg.run)  # and a wrong run= before torch is imported
     from nmt.translator import Translator
 
-    threads = cfg.threads
-    if cfg.serve.lanes > 1 and thread_count(threads) is None:
-        # lanes decode at once: the CPUs are shared among them, each count fixed (the thread
-        # tuner times one unit of work at a time, and torch's count is the process's)
-        threads = max(1, available_cpus() // cfg.serve.lanes)
-    translator = Translator.load(cfg.run, cfg.checkpoint, cfg.device, threads, cfg.kernels)
+    translator = Translator.load(cfg.run, cfg.checkpoint, cfg.device, cfg.threads, cfg.kernels)
     app = create_app(translator, cfg.serve, cfg.decode)
     where = server.address(sock)
 

@@ -125,14 +125,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        executor = ThreadPoolExecutor(max_workers=serve.lanes, thread_name_prefix="nmt-model")
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nmt-model")
         batcher = MicroBatcher(
             translate_batch,
             executor,
             serve.max_wait_ms / 1000,
             serve.max_batch,
             stream=translation_stream,
-            lanes=serve.lanes,
         )
         batcher.start()
         app.state.batcher, app.state.executor = batcher, executor

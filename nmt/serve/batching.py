@@ -2,10 +2,8 @@
 
 Requests arrive on the event loop; the oldest one waiting opens a batch, and every request
 with the same decode options that arrives within `max_wait_s` (or is already waiting) joins
-it, up to `max_batch` sentences. The batch then runs on a model thread, off the event loop,
-so the server keeps answering (/health) while it translates. With `lanes` > 1, that many
-batches (or streams) run at once, each on a model thread of its own, taking the waiting
-requests from the one queue. Requests whose options
+it, up to `max_batch` sentences. The batch then runs on the one model thread, off the event
+loop, so the server keeps answering (/health) while it translates. Requests whose options
 differ are never mixed: they wait for a batch of their own, oldest first.
 
 While a batch runs, new requests pile up; under load the next batch is full at once. But a
@@ -61,9 +59,8 @@ class BatchStats:
 class MicroBatcher(Generic[R]):
     """Collects (key, items) requests into batches for `run(key, items) -> results`.
 
-    run is called on `executor` (a thread per lane) with the items of every request in the
-    batch, in arrival order, and must return one result per item; with lanes > 1 it runs on
-    several threads at once, and so does `stream`'s Stream, one per lane.
+    run is called on `executor` (one thread: the model is not re-entrant) with the items of
+    every request in the batch, in arrival order, and must return one result per item.
     `stream(key)`, if given, is a Stream for the requests of key, or None to batch them
     whole (called on the executor too). `start()` and `stop()` are called on the event loop
     that serves the requests.
@@ -82,7 +79,6 @@ class MicroBatcher(Generic[R]):
         max_wait_s: float = 0.005,
         max_batch: int = 64,
         stream: Callable[[Hashable], Stream[R] | None] | None = None,
-        lanes: int = 1,
     ) -> None:
         self.run = run
         self.stream = stream
@@ -92,14 +88,8 @@ class MicroBatcher(Generic[R]):
         self.stats = BatchStats()
         self._waiting: list[_Request[R]] = []  # oldest first
         self._arrived: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task] = []
-        self.lanes = lanes
-        self._running = [0] * lanes  # sentences in each lane's model call under way
-
-    @property
-    def running(self) -> int:
-        """Sentences in the model calls under way."""
-        return sum(self._running)
+        self._task: asyncio.Task | None = None
+        self.running = 0  # sentences in the model call under way
 
     @property
     def queued(self) -> int:
@@ -108,19 +98,15 @@ class MicroBatcher(Generic[R]):
 
     def start(self) -> None:
         self._arrived = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._loop(lane), name=f"micro-batcher-{lane}")
-            for lane in range(self.lanes)
-        ]
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="micro-batcher")
 
     async def stop(self) -> None:
         """Stop batching; requests still waiting are failed (the server drained them first)."""
-        for task in self._tasks:
-            task.cancel()
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+                await self._task
+            self._task = None
         for request in self._waiting:
             if not request.done.done():
                 request.done.set_exception(RuntimeError("the server is shutting down"))
@@ -128,7 +114,7 @@ class MicroBatcher(Generic[R]):
 
     async def submit(self, key: Hashable, items: list[str]) -> list[R]:
         """The results for items, once the batch they joined has run."""
-        if not self._tasks or self._arrived is None:
+        if self._task is None or self._arrived is None:
             raise RuntimeError("MicroBatcher.start() was not called")
         if not items:
             return []
@@ -174,7 +160,7 @@ class MicroBatcher(Generic[R]):
             size += sum(len(r.items) for r in more)
         return batch
 
-    async def _loop(self, lane: int) -> None:
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._next_batch()
@@ -183,10 +169,10 @@ class MicroBatcher(Generic[R]):
             if self.stream is not None:
                 stream = await loop.run_in_executor(self.executor, self.stream, key)
             if stream is not None:
-                await self._run_stream(stream, key, batch, lane)
+                await self._run_stream(stream, key, batch)
                 continue
             items = [item for request in batch for item in request.items]
-            self._running[lane] = len(items)
+            self.running = len(items)
             try:
                 results = await loop.run_in_executor(self.executor, self.run, key, items)
                 if len(results) != len(items):
@@ -195,7 +181,7 @@ class MicroBatcher(Generic[R]):
                 _fail(batch, err)
                 continue
             finally:
-                self._running[lane] = 0
+                self.running = 0
             self._count(len(batch), len(items), len(items))
             start = 0
             for request in batch:
@@ -204,7 +190,7 @@ class MicroBatcher(Generic[R]):
                     request.done.set_result(list(results[start:end]))
                 start = end
 
-    async def _run_stream(self, stream: Stream[R], key: Hashable, batch: list, lane: int) -> None:
+    async def _run_stream(self, stream: Stream[R], key: Hashable, batch: list) -> None:
         """Step stream until it is empty, admitting waiting requests of key between steps
         while no older request with other options waits."""
         loop = asyncio.get_running_loop()
@@ -218,8 +204,8 @@ class MicroBatcher(Generic[R]):
                     new += [((number, i), item) for i, item in enumerate(request.items)]
                     number += 1
                 taken, items = taken + len(batch), items + len(new)
-                self._running[lane] = len(stream) + len(new)
-                largest = max(largest, self._running[lane])
+                self.running = len(stream) + len(new)
+                largest = max(largest, self.running)
                 ended = await loop.run_in_executor(self.executor, stream.advance, new)
                 for (n, i), result in ended:
                     request, results = open_[n]
@@ -237,7 +223,7 @@ class MicroBatcher(Generic[R]):
                 raise
             return
         finally:
-            self._running[lane] = 0
+            self.running = 0
         self._count(taken, items, largest)
 
     def _admit(self, key: Hashable, stream: Stream[R], held: int) -> bool:
