@@ -37,8 +37,9 @@ training speed (issue 23: ours ≥ 0.4 of idle and ≥ 2.5× JoeyNMT's loaded fi
 precision=bf16 the train stage trains ours at `train.precision=bf16` (JoeyNMT stays
 fp32) and writes work/results/train-bf16.json; the report adds ours bf16 against JoeyNMT fp32
 (issue 23's goal: ≥ 5×) and against our fp32 train stage. Every
-run, whatever its stages, ends by writing `results`/<date>-<cpu>.json (bench/results/ by
-default; <cpu> a slug such as intel-xeon-processor-avx512-amx): the CPU model and flags,
+run, whatever its stages, ends by writing `results`/<date>-<cpu>.json once work/results
+holds a figure (bench/results/ by default; <cpu> a slug such as
+intel-xeon-processor-avx512-amx): the CPU model and flags,
 torch's and the peers' versions, the threads, the load at the run's start, at each stage and
 at its end, every figure and ratio of the table from what work/results holds, the stages
 not measured yet, and those stages' results.

@@ -271,14 +271,19 @@ def missing(results: dict[str, dict]) -> list[str]:
     return [stage for stage in MEASURED if not results[stage]]
 
 
-def write_run(a: dict, work: Path, loads: dict) -> Path:
+def write_run(a: dict, work: Path, loads: dict) -> Path | None:
     """bench/results/<date>-<cpu>.json (`results` folder): the machine, torch's and the peers'
     versions, the threads, the load during the run (`loads`), every figure and ratio of the
-    table, the stages not measured, and each stage's results as work/results holds them."""
+    table, the stages not measured, and each stage's results as work/results holds them; nothing
+    where work/results holds no figure yet (a file of the day would be replaced by an empty one)."""
     import torch
 
     results = {stage: read(work, stage) for stage in (*MEASURED, "train-busy", "train-bf16")}
     cpu = cpu_info()
+    path = Path(a["results"]) / f"{time.strftime('%Y-%m-%d')}-{cpu_slug(cpu)}.json"
+    if not any(results.values()):  # e.g. stages=prepare on a fresh work: nothing to record,
+        print(f"no figure measured yet in {work}/results: {path} not written")  # nor to replace
+        return None
     extra = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "torch": torch.__version__,
@@ -288,7 +293,6 @@ def write_run(a: dict, work: Path, loads: dict) -> Path:
         "load": {**loads, "end": load()},
         "missing": missing(results),
     }
-    path = Path(a["results"]) / f"{time.strftime('%Y-%m-%d')}-{cpu_slug(cpu)}.json"
     write_results(path, a, table(results), results, extra)
     return path
 
