@@ -35,8 +35,8 @@ _POSITIVE = """
 """
 POSITIVE = tuple(_POSITIVE.split())  # keys, one a word
 _NON_NEGATIVE = """
-    model.dropout model.word_dropout optim.clip_norm optim.clip_value optim.label_smoothing optim.loss_chunk
-    decode.max_len_a decode.max_len_b decode.alpha decode.min_len train.max_updates
+    model.dropout model.word_dropout optim.clip_norm optim.clip_value optim.label_smoothing
+    optim.loss_chunk decode.max_len_a decode.max_len_b decode.alpha decode.min_len train.max_updates
     train.max_epochs train.max_minutes train.patience train.save_every train.keep_last
     data.max_valid serve.max_wait_ms serve.drain_timeout_s
 """

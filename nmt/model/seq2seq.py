@@ -36,8 +36,9 @@ def shift_right(tgt: Tensor) -> Tensor:
 
 def drop_words(ids: Tensor, p: float) -> Tensor:
     """ids: (B, L) token ids → the same with each word piece replaced by UNK with probability
-    p (word dropout, Gal & Ghahramani 2016; Sennrich et al. 2016); PAD, BOS and EOS stay."""
-    words = ids > EOS_ID  # (B, L): not a special token
+    p (word dropout as in Bowman et al. 2016; Sennrich et al. 2016 zero the embedding
+    instead); PAD, BOS and EOS stay."""
+    words = ids > EOS_ID  # (B, L): not a special token (the specials are ids 0 … EOS_ID)
     drop = torch.rand(ids.shape, device=ids.device) < p
     return ids.masked_fill(words & drop, UNK_ID)
 
