@@ -37,9 +37,10 @@ training speed (issue 23: ours ≥ 0.4 of idle and ≥ 2.5× JoeyNMT's loaded fi
 precision=bf16 the train stage trains ours at `train.precision=bf16` (JoeyNMT stays
 fp32) and writes work/results/train-bf16.json; the report adds ours bf16 against JoeyNMT fp32
 (issue 23's goal: ≥ 5×) and against our fp32 train stage. Every
-run, whatever its stages, ends by writing `results`/<date>-<cpu>.json once work/results
-holds a figure (bench/results/ by default; <cpu> a slug such as
-intel-xeon-processor-avx512-amx): the CPU model and flags,
+run that measured (a stage other than prepare and report) ends by writing
+`results`/<date>-<cpu>.json (bench/results/ by default; <cpu> a slug such as
+intel-xeon-processor-avx512-amx; `-2`, `-3`, ... after it where the day's file exists, so a
+committed result is never replaced): the CPU model and flags,
 torch's and the peers' versions, the threads, the load at the run's start, at each stage and
 at its end, every figure and ratio of the table from what work/results holds, the stages
 not measured yet, and those stages' results.
@@ -118,7 +119,8 @@ def main(argv: list[str]) -> None:
                 f"-{a['precision']}" if stage == "train" and a["precision"] != "fp32" else ""
             )
             save(work, name + ("-busy" if spinning else ""), dict(result, args=a, busy=spinning))
-    write_run(a, work, loads)
+    if set(stages) - {"prepare", "report"}:  # re-printing the table records nothing new
+        write_run(a, work, loads)
 
 
 if __name__ == "__main__":

@@ -280,7 +280,8 @@ def missing(results: dict[str, dict]) -> list[str]:
 
 
 def write_run(a: dict, work: Path, loads: dict) -> Path | None:
-    """bench/results/<date>-<cpu>.json (`results` folder): the machine, torch's and the peers'
+    """bench/results/<date>-<cpu>.json (`results` folder; <date>-<cpu>-2.json and so on where
+    the day's file exists): the machine, torch's and the peers'
     versions, the threads, the load during the run (`loads`), every figure and ratio of the
     table, the stages not measured, and each stage's results as work/results holds them; nothing
     where work/results holds no figure yet (a file of the day would be replaced by an empty one)."""
@@ -288,7 +289,11 @@ def write_run(a: dict, work: Path, loads: dict) -> Path | None:
 
     results = {stage: read(work, stage) for stage in (*MEASURED, "train-busy", "train-bf16")}
     cpu = cpu_info()
-    path = Path(a["results"]) / f"{time.strftime('%Y-%m-%d')}-{cpu_slug(cpu)}.json"
+    stem = f"{time.strftime('%Y-%m-%d')}-{cpu_slug(cpu)}"
+    path, n = Path(a["results"]) / f"{stem}.json", 1
+    while path.exists():  # a result written earlier today, maybe committed, is kept
+        n += 1
+        path = path.with_name(f"{stem}-{n}.json")
     if not any(results.values()):  # e.g. stages=prepare on a fresh work: nothing to record,
         print(f"no figure measured yet in {work}/results: {path} not written")  # nor to replace
         return None

@@ -19,6 +19,7 @@ Variants:
 - `slice-steps`: teacher forcing reads `emb[:, t:t+1]` per step instead of one split;
 - `source-first`: batches bucketed by source length first (target padding 13% vs 0.5%);
 - `adam-default`: torch's default (foreach) Adam instead of the fused kernel;
+- `plain-dropout`: torch's dropout instead of `nmt.kernels.dropout`'s cheaper mask;
 - `bf16`: `train.precision=bf16` (autocast; fp32 on a CPU without AVX512-BF16/AMX): not an
   undone change but the one that is offered, timed beside the others.
 """
@@ -48,6 +49,7 @@ VARIANTS = [
     "slice-steps",
     "source-first",
     "adam-default",
+    "plain-dropout",
     "bf16",
 ]
 DEFAULTS = {
@@ -108,6 +110,8 @@ def run_variant(variant: str, work: Path, sentences: int, threads: int) -> dict:
         optimizer = build_optimizer(net, optim)
     if variant == "packed-encoder":
         kernels.rnn_path = "packed"
+    if variant == "plain-dropout":
+        kernels.dropout_path = "plain"
     if variant == "slice-steps":
         net.decoder.forward = _slice_steps_forward.__get__(net.decoder, AttentionDecoder)
     src_lens, tgt_lens = [len(s) for s in src], [len(t) for t in tgt]

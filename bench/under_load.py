@@ -2,7 +2,7 @@
 
     python bench/under_load.py [task=train|decode] [work=bench/work] [sentences=1000]
         [rounds=2] [busy=1] [settings=t2,t1,t2-passive,t2-spin0]
-        [run=DIR] [input=FILE] [limit=300] [beams=5]
+        [run=DIR] [checkpoint=best] [input=FILE] [limit=300] [beams=5]
         [json=bench/results/<date>-under-load[-decode].json]
 
 task=train runs bench/train_ablation.py's `current` variant (the trainer's step on real
@@ -40,6 +40,7 @@ DEFAULTS = {
     "busy": "1",
     "settings": "t2,t1,t2-passive,t2-spin0",
     "run": "",
+    "checkpoint": "best",  # decode: best | last | PATH (beam_speed.py's)
     "input": os.path.join(
         os.environ.get("NMT_MULTI30K", "../shared/data/multi30k"), "test_2016_flickr.de.gz"
     ),
@@ -86,7 +87,7 @@ def decode(setting: str, a: dict) -> dict[str, float]:
         out = os.path.join(tmp, "speed.json")
         cmd = [sys.executable, str(HERE / "beam_speed.py"), f"run={a['run']}"]
         cmd += [f"input={a['input']}", f"json={out}", f"beams={a['beams']}", "batches=64"]
-        cmd += [f"limit={a['limit']}", f"threads={threads}"]
+        cmd += [f"limit={a['limit']}", f"threads={threads}", f"checkpoint={a['checkpoint']}"]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")

@@ -1,12 +1,13 @@
 """How the model's heavy operations are computed: torch as written, or a faster way to the same.
 
-`nmt/model/` writes the maths once and calls four operations through the `Kernels` it holds
-(`Seq2Seq.use`); the training loss calls the fourth:
+`nmt/model/` writes the maths once and calls these operations through the `Kernels` it holds
+(`Seq2Seq.use`); the training loss calls `loss`:
 
 - `rnn(module, x, lengths)`: a stacked, maybe bidirectional torch RNN over padded inputs;
 - `linear(layer, x)`: the output layer;
 - `loss(layer, x, target, label_smoothing)`: the summed cross-entropy of the output layer;
 - `recur(module, x, hx)`: a torch RNN from a given state (the decoder's);
+- `dropout(module, x)`: an `nn.Dropout` module's dropout of x;
 - `training()`: the context one training batch's forward and backward run in, autocast
   when `precision` is bf16 or fp16 (`nmt.kernels.precision`);
 - `unit(work)`: the context a decoding batch runs in, on as many threads as the tuner
@@ -24,7 +25,10 @@ plain path, gradients included):
   columns at a time, or through oneDNN on a packed weight (`nmt.kernels.onednn`);
 - gemm "onednn" (CPU training, one process): every product of a batch through oneDNN;
 - loss_chunk > 0: the output layer fused with the loss, chunk rows at a time
-  (`nmt.kernels.loss`): logits never held for a whole batch.
+  (`nmt.kernels.loss`): logits never held for a whole batch;
+- dropout "fast" (CPU training): the mask from 16 random bits an element, four elements a
+  64-bit draw, instead of torch's one Bernoulli draw each (`nmt.kernels.dropout`): the same
+  distribution (keep probability within 2⁻¹⁷), not the same masks.
 
 Which library multiplies faster is measured at start-up (`nmt.kernels.probe`), never
 assumed from the processor's vendor. torch-private APIs are used only in this package.
@@ -32,6 +36,7 @@ assumed from the processor's vendor. torch-private APIs are used only in this pa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -45,6 +50,7 @@ from nmt.config_checks import ALLOWED
 from nmt.errors import ConfigError
 from nmt.kernels import probe
 from nmt.kernels.cpu import blocked_linear, packed_rnn, rnn_by_direction, rnn_from_state
+from nmt.kernels.dropout import fast_dropout
 from nmt.kernels.loss import linear_cross_entropy
 from nmt.kernels.onednn import (
     OneDNNMatmul,
@@ -55,6 +61,8 @@ from nmt.kernels.onednn import (
 )
 from nmt.kernels.precision import autocast, autocast_dtype, resolve_precision
 from nmt.kernels.threads import ThreadTuner
+
+log = logging.getLogger(__name__)
 
 CHOICES = ALLOWED["kernels"]  # auto | plain | blas | onednn: the `kernels` config key
 
@@ -70,6 +78,7 @@ class Kernels:
     rnn_decode: str = ""  # the RNN where no gradient flows: "" (rnn_path's) | packed
     precision: str = "fp32"  # training's products: fp32 | bf16 | fp16 (autocast)
     device_type: str = "cpu"  # where the model runs: what training()'s autocast covers
+    dropout_path: str = "plain"  # training's dropout on the CPU: plain (torch's) | fast
     _packed: PackedLinear = field(default_factory=PackedLinear, repr=False, compare=False)
     tuner: ThreadTuner | None = field(default=None, repr=False, compare=False)  # decoding's
     # a training batch's low-precision copies of the weights, as autocast keeps its own;
@@ -118,6 +127,14 @@ class Kernels:
                 return out.view(*x.shape[:-1], -1)
         return layer(x)
 
+    def dropout(self, module: nn.Dropout, x: Tensor) -> Tensor:
+        """module(x): x with elements zeroed at rate module.p and the rest scaled by the
+        inverse keep probability while module trains; x itself otherwise."""
+        fast = self.dropout_path == "fast" and x.device.type == "cpu"
+        if fast and module.training and 0.0 < module.p < 1.0:
+            return fast_dropout(x, module.p)
+        return module(x)
+
     def loss(self, layer: nn.Linear, x: Tensor, target: Tensor, label_smoothing: float) -> Tensor:
         """Summed token cross-entropy of layer(x) against target, PAD_ID never counted.
 
@@ -157,13 +174,14 @@ class Kernels:
 
     def as_dict(self) -> dict:
         """The choices, as a checkpoint records them (`from_dict` reads them back)."""
-        names = ("rnn_path", "rnn_decode", "logits_path", "gemm", "loss_chunk")
+        names = ("rnn_path", "rnn_decode", "logits_path", "gemm", "loss_chunk", "dropout_path")
         return {k: getattr(self, k) for k in names}
 
     @classmethod
     def from_dict(cls, choices: dict) -> Kernels:
         kept = cls(**{k: choices[k] for k in ("rnn_path", "logits_path", "gemm", "loss_chunk")})
         kept.rnn_decode = choices.get("rnn_decode", "")  # recorded before it was measured: ""
+        kept.dropout_path = choices.get("dropout_path", "plain")  # recorded before it existed
         return kept
 
     def describe(self) -> str:
@@ -212,7 +230,24 @@ def select(
     if not fp32:
         chosen.gemm = "blas"
         measured += f"; training's products in {precision} autocast"
+    if precision == "bf16" and device.type == "cpu" and training:
+        measured += _bf16_check(output.in_features)
     return chosen, measured
+
+
+def _bf16_check(hidden: int) -> str:
+    """Times training's products in fp32 and bf16 (`probe.bf16_products`), warns when bf16 is
+    not the faster (bf16 stays: the user chose its numerics); the times for select's line."""
+    times = probe.bf16_products(hidden, torch.get_num_threads())
+    if times and times["bf16"] >= times["fp32"]:
+        log.warning(
+            "train.precision=bf16: this CPU multiplies bf16 no faster than fp32 (training's "
+            "products %.1f ms in bf16, %.1f ms in fp32; AVX512-BF16 without AMX can be "
+            "slower), so bf16 trains slower here; train.precision=fp32 is the faster setting",
+            times["bf16"],
+            times["fp32"],
+        )
+    return f"; products ms {times}" if times else ""
 
 
 def _select(
@@ -252,4 +287,7 @@ def _select(
             gemm, times = probe.fastest_gemm(hidden, threads)
             measured += f"; training products ms {times}"
     chosen = Kernels("by_direction", logits, gemm, loss_chunk)
+    if training:
+        chosen.dropout_path, times = probe.fastest_dropout(hidden, threads)
+        measured += f"; dropout ms {times}" if times else ""
     return chosen, f"{name}: {measured}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 
 import torch
@@ -21,12 +21,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.kernels.cpu import blocked_linear, packed_rnn, rnn_by_direction
+from nmt.kernels.dropout import fast_dropout
 from nmt.kernels.onednn import (
     OneDNNMatmul,
     PackedLinear,
     onednn_available,
     onednn_matmul_available,
 )
+from nmt.kernels.precision import DTYPES
 
 # a later candidate must take at most this fraction of the first one's time to be chosen
 MARGIN = 0.95
@@ -92,27 +94,46 @@ def fastest_gemm(hidden: int, threads: int) -> tuple[str, dict[str, float]]:
     RNN's input projection, its step, and a weight gradient (a transposed left operand)."""
     if TRAIN_ROWS * 3 * hidden * hidden < MIN_MEASURED:
         return "blas", {}
-    g = torch.Generator().manual_seed(0)
-    x, step = _fixed(TRAIN_ROWS, hidden, generator=g), _fixed(TRAIN_ROWS // 8, hidden, generator=g)
-    weight, grad = (
-        _fixed(3 * hidden, hidden, generator=g),
-        _fixed(TRAIN_ROWS, 3 * hidden, generator=g),
-    )
-
-    def products(mode: Callable[[], object]) -> Callable[[], object]:
-        def run() -> None:
-            with mode():
-                F.linear(x, weight)
-                F.linear(step, weight)
-                torch.mm(x.t(), grad)
-
-        return run
-
-    candidates = {"blas": products(nullcontext)}
+    candidates = {"blas": _training_products(hidden, torch.float32, nullcontext)}
     if onednn_matmul_available():
-        candidates["onednn"] = products(OneDNNMatmul)
+        candidates["onednn"] = _training_products(hidden, torch.float32, OneDNNMatmul)
     with torch.no_grad():
         return _fastest(candidates)
+
+
+@cache
+def bf16_products(hidden: int, threads: int) -> dict[str, float]:
+    """ms of training's products at this hidden size (`fastest_gemm`'s) in fp32 and in bf16,
+    {} below MIN_MEASURED. A CPU with AVX512-BF16 but no AMX can multiply bf16 slower than
+    fp32: 2 cores of such an Intel Xeon ran torch's bf16 products at 170-200 GFLOP/s against
+    fp32's 256-359 (2026-12-04), and bf16 training at 0.8x fp32's speed."""
+    if TRAIN_ROWS * 3 * hidden * hidden < MIN_MEASURED:
+        return {}
+    candidates = {
+        dtype: _training_products(hidden, DTYPES[dtype], nullcontext) for dtype in ("fp32", "bf16")
+    }
+    with torch.no_grad():
+        return _fastest(candidates)[1]
+
+
+def _training_products(
+    hidden: int, dtype: torch.dtype, mode: Callable[[], AbstractContextManager]
+) -> Callable[[], None]:
+    """A call of training's products at this hidden size in dtype, under mode: an RNN's input
+    projection, its step and a weight gradient (a transposed left operand)."""
+    g = torch.Generator().manual_seed(0)
+    x = _fixed(TRAIN_ROWS, hidden, generator=g).to(dtype)
+    step = _fixed(TRAIN_ROWS // 8, hidden, generator=g).to(dtype)
+    weight = _fixed(3 * hidden, hidden, generator=g).to(dtype)
+    grad = _fixed(TRAIN_ROWS, 3 * hidden, generator=g).to(dtype)
+
+    def run() -> None:
+        with mode():
+            F.linear(x, weight)
+            F.linear(step, weight)
+            torch.mm(x.t(), grad)
+
+    return run
 
 
 @cache
@@ -140,5 +161,24 @@ def fastest_encoder(
             {
                 "by_direction": lambda: rnn_by_direction(rnn, x, lengths),
                 "packed": lambda: packed_rnn(rnn, x, lengths),
+            }
+        )
+
+
+@cache
+def fastest_dropout(hidden: int, threads: int) -> tuple[str, dict[str, float]]:
+    """plain | fast: the faster training dropout (nmt.kernels.dropout), forward and backward,
+    on encoder states of this hidden size (both directions) for TRAIN_ROWS source tokens.
+    Both draw from the global stream, restored afterwards."""
+    if TRAIN_ROWS * 3 * hidden * hidden < MIN_MEASURED:
+        return "plain", {}
+    g = torch.Generator().manual_seed(0)
+    x = _fixed(TRAIN_ROWS, 2 * hidden, generator=g).requires_grad_()
+    grad = _fixed(TRAIN_ROWS, 2 * hidden, generator=g)
+    with torch.random.fork_rng(devices=[]):
+        return _fastest(
+            {
+                "plain": lambda: F.dropout(x, 0.3, True).backward(grad),
+                "fast": lambda: fast_dropout(x, 0.3).backward(grad),
             }
         )

@@ -181,9 +181,13 @@ class AttentionDecoder(nn.Module):
         """y_prev: (N,) previous tokens → logits (N, V), new state, attention (N, S).
 
         The state has N = B·K rows for enc's B (K hypotheses a source: see `_attend`)."""
-        emb = self.dropout(self.embed(y_prev.unsqueeze(1)))  # (B, 1, E)
+        emb = self.kernels.dropout(self.dropout, self.embed(y_prev.unsqueeze(1)))  # (B, 1, E)
         att, state, weights = self._advance(enc, state, emb)
-        return self.logits(self.dropout(att).squeeze(1)), state, weights.squeeze(1)
+        return (
+            self.logits(self.kernels.dropout(self.dropout, att).squeeze(1)),
+            state,
+            weights.squeeze(1),
+        )
 
     def logits(self, x: Tensor) -> Tensor:
         """x: (..., Hd) attentional vectors → the output layer's logits W_o x + b_o (..., V)."""
@@ -194,7 +198,7 @@ class AttentionDecoder(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Teacher forcing up to the output layer. tgt_in: (B, T) inputs (BOS, y_1 … y_{T-1})
         → attentional vectors ã (B, T, Hd), dropout applied, and attention (B, T, S)."""
-        emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
+        emb = self.kernels.dropout(self.dropout, self.embed(tgt_in))  # (B, T, E)
         if self.input_feeding:
             atts, weights = [], []
             # split, not emb[:, t]: the backward of T slices would zero-fill and add T
@@ -207,4 +211,4 @@ class AttentionDecoder(nn.Module):
         else:  # no dependence between steps besides the RNN: one kernel call
             rnn_out, _ = self._run_rnn(emb, state)
             att, attn = self._attend(enc, rnn_out)
-        return self.dropout(att), attn  # (B, T, Hd), (B, T, S)
+        return self.kernels.dropout(self.dropout, att), attn  # (B, T, Hd), (B, T, S)

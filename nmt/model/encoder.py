@@ -57,6 +57,6 @@ class RNNEncoder(nn.Module):
         Returns states (B, S, D·H), zero at padding, and final (B, D·H): the last layer's
         final hidden state of each direction, concatenated.
         """
-        emb = self.dropout(self.embed(src))  # (B, S, E)
+        emb = self.kernels.dropout(self.dropout, self.embed(src))  # (B, S, E)
         states, final = self.kernels.rnn(self.rnn, emb, src_len)
-        return self.dropout(states), final
+        return self.kernels.dropout(self.dropout, states), final

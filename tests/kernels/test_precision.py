@@ -12,7 +12,7 @@ from nmt.config import AttentionConfig, DecodeConfig, ModelConfig
 from nmt.config_checks import validate_decode
 from nmt.errors import ConfigError
 from nmt.kernels import precision as precision_module
-from nmt.kernels import select
+from nmt.kernels import probe, select
 from nmt.kernels.precision import cpu_has_bf16, resolve_precision
 from nmt.model import Seq2Seq
 from nmt.search.decode import decode_nbest
@@ -76,6 +76,34 @@ def test_bf16_falls_back_to_fp32_with_one_warning_where_the_cpu_lacks_it(monkeyp
         assert resolve_precision("bf16", CPU) == "fp32"
     warnings = [r for r in caplog.records if "train.precision=bf16" in r.getMessage()]
     assert len(warnings) == 1 and "running fp32" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(("bf16_ms", "warned"), [(2.0, True), (1.0, True), (0.5, False)])
+def test_bf16_training_warns_where_the_cpu_multiplies_bf16_no_faster(
+    monkeypatch, caplog, bf16_ms, warned
+):
+    """AVX512-BF16 without AMX: bf16 products slower than fp32 (an Intel Xeon, 2026-12-04);
+    bf16 stays (the user chose its numerics), the warning names the faster setting."""
+    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(probe, "bf16_products", lambda *a: {"fp32": 1.0, "bf16": bf16_ms})
+    with caplog.at_level(logging.WARNING, logger="nmt.kernels"):
+        kernels, measured = select(
+            "auto", CPU, torch.nn.Linear(512, 40), training=True, precision="bf16"
+        )
+    assert kernels.precision == "bf16" and "products ms" in measured
+    said = [r.getMessage() for r in caplog.records if "no faster than fp32" in r.getMessage()]
+    assert len(said) == warned
+    assert not warned or "train.precision=fp32 is the faster setting" in said[0]
+
+
+def test_the_bf16_probe_times_both_dtypes_and_leaves_the_random_stream_alone():
+    torch.manual_seed(3)
+    want = torch.rand(4)
+    torch.manual_seed(3)
+    times = probe.bf16_products.__wrapped__(512, 1)
+    torch.testing.assert_close(torch.rand(4), want, rtol=0, atol=0)
+    assert set(times) == {"fp32", "bf16"} and all(t > 0 for t in times.values())
+    assert probe.bf16_products.__wrapped__(64, 1) == {}  # too small to time
 
 
 def test_fp16_needs_cuda_and_unknown_precisions_are_refused():
