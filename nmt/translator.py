@@ -28,6 +28,7 @@ from nmt.data.tokenizer import Vocabularies, one_line
 from nmt.errors import ConfigError
 from nmt.evaluate.plots import AttentionMap
 from nmt.evaluate.records import Record
+from nmt.kernels import bf16_check
 from nmt.kernels.precision import DTYPES, resolve_precision
 from nmt.kernels.threads import set_threads
 from nmt.members import RunModel
@@ -236,6 +237,8 @@ class Translator:
             return self.model
         if kind not in self._copies:
             model = self.model
+            if kind == "bf16" and self.device.type == "cpu":
+                bf16_check(model.decoder.output.in_features, "decode.precision")
             self._copies[kind] = model.int8() if kind == "int8" else model.in_dtype(DTYPES[kind])
         return self._copies[kind]
 

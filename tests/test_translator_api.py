@@ -253,3 +253,20 @@ def test_an_ensemble_of_runs_with_other_vocabularies_is_refused_naming_the_model
         Translator.load([run, other], device="cpu")
     with pytest.raises(ConfigError, match="2 checkpoints for 3 runs"):
         Translator.load([run, run, run], ["best", "last"], device="cpu")
+
+
+def test_bf16_decoding_warns_once_where_the_cpu_multiplies_bf16_no_faster(run, monkeypatch, caplog):
+    """A CPU with AVX512-BF16 but no AMX decoded bf16 at 0.63-0.72x fp32's speed
+    (bench/README.md): decode.precision=bf16 is kept, with a warning naming fp32."""
+    from nmt.config import DecodeConfig
+    from nmt.kernels import precision, probe
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(probe, "bf16_products", lambda *a: {"fp32": 1.0, "bf16": 1.7})
+    fresh = Translator.load(run, device="cpu")
+    with caplog.at_level("WARNING", logger="nmt.kernels"):
+        for _ in range(2):
+            model = fresh.decoding_model(DecodeConfig(precision="bf16"))
+    assert next(model.parameters()).dtype == torch.bfloat16
+    said = [r.getMessage() for r in caplog.records if "no faster than fp32" in r.getMessage()]
+    assert len(said) == 1 and "decode.precision=fp32 is the faster setting" in said[0]

@@ -231,21 +231,24 @@ def select(
         chosen.gemm = "blas"
         measured += f"; training's products in {precision} autocast"
     if precision == "bf16" and device.type == "cpu" and training:
-        measured += _bf16_check(output.in_features)
+        measured += bf16_check(output.in_features, "train.precision")
     return chosen, measured
 
 
-def _bf16_check(hidden: int) -> str:
-    """Times training's products in fp32 and bf16 (`probe.bf16_products`), warns when bf16 is
-    not the faster (bf16 stays: the user chose its numerics); the times for select's line."""
+def bf16_check(hidden: int, key: str) -> str:
+    """On the CPU, times a model of this hidden size's products in fp32 and bf16
+    (`probe.bf16_products`) and warns when bf16 is not the faster; bf16 stays (the user chose
+    its numerics). key: the config key that asked for bf16. The times, for select's line."""
     times = probe.bf16_products(hidden, torch.get_num_threads())
     if times and times["bf16"] >= times["fp32"]:
         log.warning(
-            "train.precision=bf16: this CPU multiplies bf16 no faster than fp32 (training's "
-            "products %.1f ms in bf16, %.1f ms in fp32; AVX512-BF16 without AMX can be "
-            "slower), so bf16 trains slower here; train.precision=fp32 is the faster setting",
+            "%s=bf16: this CPU multiplies bf16 no faster than fp32 (the model's products "
+            "%.1f ms in bf16, %.1f ms in fp32; AVX512-BF16 without AMX can be slower), so "
+            "bf16 runs slower here; %s=fp32 is the faster setting",
+            key,
             times["bf16"],
             times["fp32"],
+            key,
         )
     return f"; products ms {times}" if times else ""
 

@@ -11,8 +11,8 @@ import torch
 from nmt.config import AttentionConfig, DecodeConfig, ModelConfig
 from nmt.config_checks import validate_decode
 from nmt.errors import ConfigError
+from nmt.kernels import bf16_check, probe, select
 from nmt.kernels import precision as precision_module
-from nmt.kernels import probe, select
 from nmt.kernels.precision import cpu_has_bf16, resolve_precision
 from nmt.model import Seq2Seq
 from nmt.search.decode import decode_nbest
@@ -94,6 +94,15 @@ def test_bf16_training_warns_where_the_cpu_multiplies_bf16_no_faster(
     said = [r.getMessage() for r in caplog.records if "no faster than fp32" in r.getMessage()]
     assert len(said) == warned
     assert not warned or "train.precision=fp32 is the faster setting" in said[0]
+
+
+def test_bf16_decoding_warns_where_the_cpu_multiplies_bf16_no_faster(monkeypatch, caplog):
+    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(probe, "bf16_products", lambda *a: {"fp32": 1.0, "bf16": 1.6})
+    with caplog.at_level(logging.WARNING, logger="nmt.kernels"):
+        assert bf16_check(512, "decode.precision") == "; products ms {'fp32': 1.0, 'bf16': 1.6}"
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "decode.precision=fp32 is the faster setting" in said[0]
 
 
 def test_the_bf16_probe_times_both_dtypes_and_leaves_the_random_stream_alone():
