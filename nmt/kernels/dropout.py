@@ -25,10 +25,9 @@ KEEP_LEVELS = 1 << 16  # the mask's resolution: 16 random bits per element
 def keep_mask(
     shape: torch.Size | tuple[int, ...],
     p: float,
-    dtype: torch.dtype = torch.float32,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """A (shape) tensor of 0 (probability ≈ p) and 1 / P(kept) elsewhere, in dtype.
+    """A float32 (shape) tensor of 0 (probability ≈ p) and 1 / P(kept) elsewhere.
 
     The numpy generator's seed comes from `generator` (torch's global one by default).
     p: in (0, 1).
@@ -44,7 +43,7 @@ def keep_mask(
     # clamped to [0, 1] it is the keep mask (arithmetic, 2× faster than a comparison's bools)
     below = kept - KEEP_LEVELS // 2
     keep = torch.from_numpy(bits).to(torch.float32).neg_().add_(below).clamp_(0.0, 1.0)
-    return keep.mul_(KEEP_LEVELS / kept).view(shape).to(dtype)
+    return keep.mul_(KEEP_LEVELS / kept).view(shape)
 
 
 def fast_dropout(x: Tensor, p: float) -> Tensor:
@@ -52,14 +51,21 @@ def fast_dropout(x: Tensor, p: float) -> Tensor:
     return _Dropout.apply(x, p)
 
 
+def _masked(x: Tensor, mask: Tensor) -> Tensor:
+    """x · mask in x's dtype; in bf16 / fp16 the product is formed in float32 and rounded
+    once, as torch's dropout scales: a scale rounded to bf16 (1/0.7 → 1.4297) would bias
+    every kept element alike."""
+    return x * mask if x.dtype == mask.dtype else (x * mask).to(x.dtype)
+
+
 class _Dropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, p):  # type: ignore[override]
-        mask = keep_mask(x.shape, p, x.dtype)
+        mask = keep_mask(x.shape, p)
         ctx.save_for_backward(mask)
-        return x * mask
+        return _masked(x, mask)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         (mask,) = ctx.saved_tensors
-        return grad * mask, None
+        return _masked(grad, mask), None

@@ -60,11 +60,14 @@ def test_torch_s_seed_reproduces_the_masks_and_each_call_draws_a_new_one():
     assert torch.equal(keep_mask((1000,), 0.3, generator=g), first)
 
 
-def test_odd_shapes_and_low_precision():
+def test_odd_shapes_and_low_precision_scaled_without_a_rounded_scale():
     torch.manual_seed(6)
     x = torch.randn(3, 5, 7, dtype=torch.bfloat16)  # 105 elements: not a multiple of 4
-    out = fast_dropout(x, 0.5)
+    out = fast_dropout(x, 0.3)
     assert out.shape == x.shape and out.dtype == torch.bfloat16
+    kept = out != 0
+    scale = KEEP_LEVELS / round(0.7 * KEEP_LEVELS)  # in float32, not bf16's 1.4297
+    assert torch.equal(out[kept], (x[kept].float() * scale).to(torch.bfloat16))
     with pytest.raises(ValueError, match="0 < p < 1"):
         keep_mask((4,), 1.0)
 
