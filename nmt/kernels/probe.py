@@ -45,6 +45,12 @@ TRAIN_ROWS = 1024  # rows of a training product: a chunk of a batch's target tok
 MIN_MEASURED = DECODE_ROWS << 20
 
 
+def _training_unmeasured(hidden: int) -> bool:
+    """Whether training's products at this hidden size (a chunk's input projection,
+    TRAIN_ROWS × 3h²) are too small to time: its probes then keep their first choice."""
+    return TRAIN_ROWS * 3 * hidden * hidden < MIN_MEASURED
+
+
 def _fixed(*shape: int, generator: torch.Generator) -> Tensor:
     return torch.empty(*shape).uniform_(-0.1, 0.1, generator=generator)
 
@@ -92,7 +98,7 @@ def fastest_logits(hidden: int, vocab: int, threads: int) -> tuple[str, dict[str
 def fastest_gemm(hidden: int, threads: int) -> tuple[str, dict[str, float]]:
     """blas | onednn: the faster library for training's products at this hidden size: an
     RNN's input projection, its step, and a weight gradient (a transposed left operand)."""
-    if TRAIN_ROWS * 3 * hidden * hidden < MIN_MEASURED:
+    if _training_unmeasured(hidden):
         return "blas", {}
     candidates = {"blas": _training_products(hidden, torch.float32, nullcontext)}
     if onednn_matmul_available():
@@ -107,7 +113,7 @@ def bf16_products(hidden: int, threads: int) -> dict[str, float]:
     {} below MIN_MEASURED. A CPU with AVX512-BF16 but no AMX can multiply bf16 slower than
     fp32: 2 cores of such an Intel Xeon ran torch's bf16 products at 170-200 GFLOP/s against
     fp32's 256-359 (2026-12-04), and bf16 training at 0.8x fp32's speed."""
-    if TRAIN_ROWS * 3 * hidden * hidden < MIN_MEASURED:
+    if _training_unmeasured(hidden):
         return {}
     candidates = {
         dtype: _training_products(hidden, DTYPES[dtype], nullcontext) for dtype in ("fp32", "bf16")
@@ -170,7 +176,7 @@ def fastest_dropout(hidden: int, threads: int) -> tuple[str, dict[str, float]]:
     """plain | fast: the faster training dropout (nmt.kernels.dropout), forward and backward,
     on encoder states of this hidden size (both directions) for TRAIN_ROWS source tokens.
     Both draw from the global stream, restored afterwards."""
-    if TRAIN_ROWS * 3 * hidden * hidden < MIN_MEASURED:
+    if _training_unmeasured(hidden):
         return "plain", {}
     g = torch.Generator().manual_seed(0)
     x = _fixed(TRAIN_ROWS, 2 * hidden, generator=g).requires_grad_()
